@@ -1,0 +1,62 @@
+# TaskQL developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("TaskQL needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the pinned dependencies
+
+.PHONY: run
+run: $(STAMP) ## Migrate the embedded SQLite database and serve on http://127.0.0.1:8000/graphql
+	$(BIN)/taskql serve
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: migrate
+migrate: $(STAMP) ## Apply pending migrations to DATABASE_URL
+	$(BIN)/taskql migrate
+
+.PHONY: schema
+schema: $(STAMP) ## Re-export schema.graphql from the code
+	$(BIN)/taskql export-schema --output schema.graphql
+
+.PHONY: lock
+lock: ## Re-resolve the newest allowed versions into requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions for every install (make venv). Refresh with: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .lock-venv
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches (keeps data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

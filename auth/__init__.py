@@ -1,0 +1,1 @@
+"""Passwords, tokens and access policy. No GraphQL here."""

@@ -1,0 +1,84 @@
+"""JWT access and refresh tokens with typed claims."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["sub", "type", "iat", "exp", "jti"]
+
+
+class InvalidToken(Exception):
+    """The token is malformed, tampered with, expired or of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user_id: int
+    type: TokenType
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+    family: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCodec:
+    secret: str
+    algorithm: str
+    access_ttl: timedelta
+    refresh_ttl: timedelta
+
+    def issue(self, user_id: int, token_type: TokenType, family: str | None = None) -> Claims:
+        now = datetime.now(UTC).replace(microsecond=0)
+        ttl = self.refresh_ttl if token_type == "refresh" else self.access_ttl  # noqa: S105
+        return Claims(
+            user_id=user_id,
+            type=token_type,
+            jti=uuid.uuid4().hex,
+            issued_at=now,
+            expires_at=now + ttl,
+            family=family,
+        )
+
+    def encode(self, claims: Claims) -> str:
+        payload: dict[str, object] = {
+            "sub": str(claims.user_id),
+            "type": claims.type,
+            "iat": claims.issued_at,
+            "exp": claims.expires_at,
+            "jti": claims.jti,
+        }
+        if claims.family is not None:
+            payload["fam"] = claims.family
+        return jwt.encode(payload, self.secret, algorithm=self.algorithm)
+
+    def decode(self, token: str, expected: TokenType) -> Claims:
+        """Verify signature, expiry and type. Only the configured algorithm is accepted."""
+        try:
+            payload = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[self.algorithm],
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if payload.get("type") != expected:
+            raise InvalidToken(f"expected a {expected} token")
+        try:
+            user_id = int(payload["sub"])
+        except (TypeError, ValueError) as exc:
+            raise InvalidToken("malformed subject") from exc
+        family = payload.get("fam")
+        return Claims(
+            user_id=user_id,
+            type=expected,
+            jti=str(payload["jti"]),
+            issued_at=datetime.fromtimestamp(int(payload["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            family=str(family) if family is not None else None,
+        )

@@ -1,0 +1,1 @@
+"""Persistence: engine, session factory, table models and data functions. No GraphQL here."""

@@ -1,0 +1,190 @@
+"""SQLModel table models. Migrations in `migrations/` must match these exactly (a test checks)."""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+# Constraint names that Alembic can address on every backend (SQLite batch mode needs them).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TITLE_MAX = 255
+DESCRIPTION_MAX = 5000
+NAME_MAX = 200
+EMAIL_MAX = 320
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware timestamp that comes back as UTC on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Role(enum.StrEnum):
+    ADMIN = "ADMIN"
+    USER = "USER"
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
+    # A VARCHAR with a CHECK rather than a native type: simpler migrations on both backends.
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+def _updated_at() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(UTCDateTime(), nullable=False, onupdate=utcnow),
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user"
+    __table_args__ = (
+        # Emails are stored lower-cased, so the unique constraint compares them case-insensitively.
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=EMAIL_MAX, sa_column_kwargs={"unique": True}, nullable=False)
+    full_name: str = Field(max_length=NAME_MAX, nullable=False)
+    hashed_password: str = Field(max_length=255, nullable=False)
+    role: Role = Field(
+        default=Role.USER, sa_column=sa.Column(_enum(Role, "role"), nullable=False, index=True)
+    )
+    is_active: bool = Field(default=True, nullable=False)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _updated_at()
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=NAME_MAX, nullable=False)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX, nullable=False)
+    created_by: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("user.id", ondelete="SET NULL"), index=True),
+    )
+    created_at: datetime = _created_at()
+    updated_at: datetime = _updated_at()
+
+
+class ProjectMember(SQLModel, table=True):
+    __tablename__ = "project_member"
+
+    project_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer,
+            sa.ForeignKey("user.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        )
+    )
+    added_at: datetime = _created_at()
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "task"
+    __table_args__ = (
+        sa.CheckConstraint(
+            f"length(title) >= 1 AND length(title) <= {TITLE_MAX}", name="title_length"
+        ),
+        sa.CheckConstraint(f"length(description) <= {DESCRIPTION_MAX}", name="description_length"),
+        # Keyset pagination walks (project_id, id) and (assigned_to, id).
+        sa.Index("ix_task_project_id_id", "project_id", "id"),
+        sa.Index("ix_task_assigned_to_id", "assigned_to", "id"),
+        sa.Index("ix_task_status_id", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("project.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    title: str = Field(max_length=TITLE_MAX, nullable=False)
+    description: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    status: TaskStatus = Field(
+        default=TaskStatus.PENDING,
+        sa_column=sa.Column(_enum(TaskStatus, "task_status"), nullable=False),
+    )
+    assigned_to: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("user.id", ondelete="SET NULL")),
+    )
+    created_by: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("user.id", ondelete="SET NULL")),
+    )
+    created_at: datetime = _created_at()
+    updated_at: datetime = _updated_at()
+
+
+class RefreshToken(SQLModel, table=True):
+    """One issued refresh token. Tokens rotated from one login share a family."""
+
+    __tablename__ = "refresh_token"
+
+    jti: str = Field(max_length=64, primary_key=True)
+    family_id: str = Field(max_length=64, index=True, nullable=False)
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    issued_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,1 @@
+"""The GraphQL layer: context, permissions, errors, loaders and one module per domain."""

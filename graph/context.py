@@ -1,0 +1,75 @@
+"""The per-request context: settings, a session factory, the caller, and DataLoaders."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from auth.sessions import Authenticator
+from db.engine import SessionFactory
+from db.models import User
+from graph.loaders import Loaders
+from taskql.errors import Unauthenticated
+from taskql.settings import Settings
+
+
+@dataclass
+class Context(BaseContext):
+    settings: Settings
+    session_factory: SessionFactory
+    authenticator: Authenticator
+    loaders: Loaders
+    token: str | None = None
+    _user: User | None = field(default=None, repr=False)
+    _resolved: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    async def current_user(self) -> User | None:
+        """The caller, or None without a token. A bad token is UNAUTHENTICATED."""
+        if not self._resolved:
+            self._user = (
+                await self.authenticator.user_for_access_token(self.token) if self.token else None
+            )
+            self._resolved = True
+        return self._user
+
+    async def require_user(self) -> User:
+        user = await self.current_user()
+        if user is None:
+            raise Unauthenticated(
+                "Authentication required: send an access token as `Authorization: Bearer <token>`."
+            )
+        return user
+
+    def set_token(self, token: str | None) -> None:
+        """Use a token that arrived outside the HTTP headers (WebSocket connection_init)."""
+        self.token = token
+        self._user = None
+        self._resolved = False
+
+
+Info = StrawberryInfo[Context, Any]
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def get_context(connection: HTTPConnection) -> Context:
+    """Built for every request (and every WebSocket connection) by the GraphQL router."""
+    state = connection.app.state
+    return Context(
+        settings=state.settings,
+        session_factory=state.session_factory,
+        authenticator=state.authenticator,
+        loaders=Loaders(state.session_factory),
+        token=bearer_token(connection),
+    )

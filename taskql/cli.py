@@ -1,0 +1,177 @@
+"""The `taskql` command: serve, migrate, create-admin, export-schema."""
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from taskql.errors import TaskQLError
+from taskql.settings import Settings, SettingsError, get_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        sys.exit(f"taskql: {exc}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from db import migrate
+
+    settings = _settings()
+    # Workers are separate processes: a development secret made up here must reach all of them.
+    os.environ["JWT_SECRET_KEY"] = settings.jwt_secret_key
+    if settings.is_production:
+        reason = asyncio.run(_pending(settings))
+        if reason is not None:
+            sys.exit(f"taskql: refusing to start: {reason}. Run `taskql migrate` first.")
+    else:
+        migrate.upgrade(settings.database_url)
+    print(f"TaskQL: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    uvicorn.run(
+        "taskql.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=args.access_log,
+        reload=args.reload,
+    )
+    return 0
+
+
+async def _pending(settings: Settings) -> str | None:
+    from db import migrate
+    from db.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        return await migrate.pending_reason(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from db import migrate
+
+    settings = _settings()
+    if args.down:
+        migrate.downgrade(settings.database_url, args.revision)
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+    print(f"taskql: database {_redacted(settings.database_url)} is at {args.revision}")
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _read_password(env_name: str) -> str:
+    password = os.environ.get(env_name)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        sys.exit(f"taskql: no terminal to prompt on; set {env_name} instead")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        sys.exit("taskql: the passwords differ")
+    return first
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    settings = _settings()
+    password = _read_password(args.password_env)
+    try:
+        asyncio.run(_create_admin(settings, args.email, password, args.full_name))
+    except TaskQLError as exc:
+        sys.exit(f"taskql: {exc.message}")
+    print(f"taskql: admin {args.email} created")
+    return 0
+
+
+async def _create_admin(settings: Settings, email: str, password: str, full_name: str) -> None:
+    from db import migrate
+    from db.engine import make_engine
+    from taskql.app import make_authenticator
+    from taskql.bootstrap import create_admin
+
+    engine = make_engine(settings.database_url)
+    try:
+        reason = await migrate.pending_reason(engine)
+        if reason is not None:
+            sys.exit(f"taskql: {reason}; run `taskql migrate` first")
+        authenticator = make_authenticator(settings, engine)
+        await create_admin(authenticator, email=email, password=password, full_name=full_name)
+    finally:
+        await engine.dispose()
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from graph.schema import build_schema
+
+    sdl = build_schema(Settings(introspection=True)).as_str() + "\n"
+    if args.output:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskql", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate (in development) and serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false")
+    serve.set_defaults(handler=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    mig.add_argument("revision", nargs="?", default="head")
+    mig.add_argument("--down", action="store_true", help="downgrade to REVISION (e.g. base)")
+    mig.set_defaults(handler=cmd_migrate)
+
+    admin = sub.add_parser("create-admin", help="create an ADMIN account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--full-name", default="Administrator")
+    admin.add_argument(
+        "--password-env",
+        default="TASKQL_ADMIN_PASSWORD",
+        help="environment variable to read the password from (else a prompt)",
+    )
+    admin.set_defaults(handler=cmd_create_admin)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.set_defaults(handler=cmd_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Fixture chain: backend -> engine -> settings -> app -> client -> gql(), plus factories.
+
+Every test that asks for `engine` (directly or through `app`, `client`, `gql`, ...) runs once on
+SQLite and once on PostgreSQL when TEST_DATABASE_URL is set. Under CI=true a missing or
+unreachable PostgreSQL is an error, never a skip.
+"""
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from passlib.hash import bcrypt
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import migrate
+from db.engine import SessionFactory, make_engine, make_session_factory
+from db.models import Role, User, metadata
+from taskql.app import create_app, make_authenticator
+from taskql.settings import Settings
+
+BACKENDS = ("sqlite", "postgresql")
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+TEST_BCRYPT_ROUNDS = 4  # the production cost (12) is checked in test_auth; tests need speed
+DEFAULT_PASSWORD = "correct horse battery"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return Settings(database_url=url).database_url
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not postgres_url():
+        raise pytest.UsageError("CI=true but TEST_DATABASE_URL is not set: PostgreSQL must run")
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            await conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgresql" and not postgres_url():
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL")
+    return name
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'taskql.db'}"
+    url = postgres_url()
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[AsyncEngine]:
+    """One migrated database per backend for the whole session."""
+    if backend == "postgresql":
+        try:
+            with anyio.fail_after(10):
+                await _reset_postgres(database_url)
+        except Exception as exc:
+            message = f"PostgreSQL at {make_url(database_url).host} is unreachable: {exc!r}"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+    await anyio.to_thread.run_sync(migrate.upgrade, database_url)
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    tables = list(reversed(metadata.sorted_tables))
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            quoted = ", ".join(f'"{table.name}"' for table in tables)
+            # Names come from our own metadata, not from input.
+            await conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+        else:
+            # Without AUTOINCREMENT, SQLite's next rowid is max+1: empty tables restart at 1.
+            for table in tables:
+                await conn.execute(table.delete())
+
+
+@pytest.fixture
+async def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    """The session's engine, on empty tables with ids starting at 1."""
+    await truncate_all(migrated_engine)
+    return migrated_engine
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> SessionFactory:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        jwt_secret_key=TEST_SECRET,
+        bcrypt_rounds=TEST_BCRYPT_ROUNDS,
+        upload_dir=tmp_path / "uploads",
+        run_import_worker=False,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+    return create_app(settings, engine)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class GqlResult:
+    status_code: int
+    body: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = self.body.get("errors") or []
+        return errors
+
+    @property
+    def codes(self) -> list[str | None]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+    def ok(self) -> Any:
+        """The data, after asserting there were no errors."""
+        assert self.status_code == 200, self.body
+        assert not self.errors, self.errors
+        return self.data
+
+
+Gql = Callable[..., Awaitable[GqlResult]]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> Gql:
+    async def run(
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> GqlResult:
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {"raw": response.text}
+        )
+        return GqlResult(response.status_code, body)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One hash of DEFAULT_PASSWORD at the test cost, shared by every factory-made user."""
+    hashed: str = bcrypt.using(rounds=TEST_BCRYPT_ROUNDS).hash(DEFAULT_PASSWORD)
+    return hashed
+
+
+UserFactory = Callable[..., Awaitable[User]]
+
+
+@pytest.fixture
+def make_user(session_factory: SessionFactory, password_hash: str) -> UserFactory:
+    counter = 0
+
+    async def make(
+        *,
+        email: str | None = None,
+        full_name: str | None = None,
+        role: Role = Role.USER,
+        is_active: bool = True,
+    ) -> User:
+        nonlocal counter
+        counter += 1
+        user = User(
+            email=(email or f"user{counter}@example.com").lower(),
+            full_name=full_name or f"User {counter}",
+            hashed_password=password_hash,
+            role=role,
+            is_active=is_active,
+        )
+        async with session_factory() as session, session.begin():
+            session.add(user)
+        return user
+
+    return make
+
+
+TokenFor = Callable[[User], str]
+
+
+@pytest.fixture
+def token_for(settings: Settings, engine: AsyncEngine) -> TokenFor:
+    """A valid access token for a user, minted directly (no bcrypt, no HTTP)."""
+    codec = make_authenticator(settings, engine).codec
+
+    def mint(user: User) -> str:
+        assert user.id is not None
+        return codec.encode(codec.issue(user.id, "access"))
+
+    return mint
+
+
+@pytest.fixture
+async def admin(make_user: UserFactory) -> User:
+    return await make_user(email="admin@example.com", full_name="Ada Admin", role=Role.ADMIN)
+
+
+@pytest.fixture
+def admin_token(admin: User, token_for: TokenFor) -> str:
+    return token_for(admin)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show how many tests ran on each database, so CI's log proves both were exercised."""
+    counts = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in BACKENDS}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if getattr(report, "when", "call") != "call" and outcome == "passed":
+                continue
+            for name in BACKENDS:
+                if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
+                    key = "failed" if outcome == "error" else outcome
+                    counts[name][key] += 1
+    terminalreporter.section("tests per database")
+    for name, c in counts.items():
+        terminalreporter.write_line(
+            f"{name}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        )
