@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from passlib.hash import bcrypt
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from db import migrate
 from db.engine import SessionFactory, make_engine, make_session_factory
@@ -45,12 +46,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI=true but TEST_DATABASE_URL is not set: PostgreSQL must run")
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = make_engine(url, pool_size=1)
+async def _recreate_postgres_database(admin_url: str, name: str, *, create: bool) -> None:
+    """Drop (and create) a scratch database through a connection to TEST_DATABASE_URL's."""
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            await conn.execute(sa.text("CREATE SCHEMA public"))
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if create:
+                await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     finally:
         await engine.dispose()
 
@@ -67,18 +70,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'taskql.db'}"
+    # Each run gets its own database, so parallel runs on one server cannot disturb each other.
     url = postgres_url()
     assert url is not None
-    return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_run_{os.getpid()}"
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[AsyncEngine]:
     """One migrated database per backend for the whole session."""
+    scratch = make_url(database_url).database or ""
+    admin_url = postgres_url() or ""
     if backend == "postgresql":
         try:
             with anyio.fail_after(10):
-                await _reset_postgres(database_url)
+                await _recreate_postgres_database(admin_url, scratch, create=True)
         except Exception as exc:
             message = f"PostgreSQL at {make_url(database_url).host} is unreachable: {exc!r}"
             if IN_CI:
@@ -88,6 +96,8 @@ async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[Asyn
     engine = make_engine(database_url)
     yield engine
     await engine.dispose()
+    if backend == "postgresql":
+        await _recreate_postgres_database(admin_url, scratch, create=False)
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
