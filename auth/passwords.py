@@ -49,12 +49,12 @@ class PasswordHasher:
         """Check a password. With no hash (unknown user) a dummy one is checked, for equal time."""
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             password = ""  # can never match a stored hash; still costs one bcrypt round trip
-        if hashed is None:
-            hashed = await self._dummy()
-            password = password + "\0never"  # a dummy check must fail whatever was typed
-        return await anyio.to_thread.run_sync(
-            self._verify_sync, password, hashed, limiter=_HASHING_SLOTS
+        known = hashed is not None
+        target = hashed if hashed is not None else await self._dummy()
+        matched = await anyio.to_thread.run_sync(
+            self._verify_sync, password, target, limiter=_HASHING_SLOTS
         )
+        return matched and known
 
     def _verify_sync(self, password: str, hashed: str) -> bool:
         try:
