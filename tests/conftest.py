@@ -264,18 +264,32 @@ def admin_token(admin: User, token_for: TokenFor) -> str:
     return token_for(admin)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag every test with the database it runs on, for the per-database summary."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("backend") if callspec is not None else None
+        if name in BACKENDS:
+            item.user_properties.append(("backend", name))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Show how many tests ran on each database, so CI's log proves both were exercised."""
     counts = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in BACKENDS}
-    for outcome in ("passed", "failed", "skipped", "error"):
+    for outcome, key in (
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("error", "failed"),
+        ("skipped", "skipped"),
+    ):
         for report in terminalreporter.stats.get(outcome, []):
-            nodeid = getattr(report, "nodeid", "")
-            if getattr(report, "when", "call") != "call" and outcome == "passed":
+            props = dict(getattr(report, "user_properties", []))
+            name = props.get("backend")
+            if name not in counts:
                 continue
-            for name in BACKENDS:
-                if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
-                    key = "failed" if outcome == "error" else outcome
-                    counts[name][key] += 1
+            if outcome == "passed" and getattr(report, "when", "call") != "call":
+                continue
+            counts[name][key] += 1
     terminalreporter.section("tests per database")
     for name, c in counts.items():
         terminalreporter.write_line(
