@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI=true but TEST_DATABASE_URL is not set: PostgreSQL must run")
 
 
-async def _recreate_postgres_database(admin_url: str, name: str, *, create: bool) -> None:
+async def recreate_postgres_database(admin_url: str, name: str, *, create: bool) -> None:
     """Drop (and create) a scratch database through a connection to TEST_DATABASE_URL's."""
     engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
@@ -86,7 +86,7 @@ async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[Asyn
     if backend == "postgresql":
         try:
             with anyio.fail_after(10):
-                await _recreate_postgres_database(admin_url, scratch, create=True)
+                await recreate_postgres_database(admin_url, scratch, create=True)
         except Exception as exc:
             message = f"PostgreSQL at {make_url(database_url).host} is unreachable: {exc!r}"
             if IN_CI:
@@ -97,7 +97,7 @@ async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[Asyn
     yield engine
     await engine.dispose()
     if backend == "postgresql":
-        await _recreate_postgres_database(admin_url, scratch, create=False)
+        await recreate_postgres_database(admin_url, scratch, create=False)
 
 
 async def truncate_all(engine: AsyncEngine) -> None:

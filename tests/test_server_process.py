@@ -1,0 +1,185 @@
+"""A real `taskql serve` process (uvicorn) answering over HTTP, and the CLI around it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+
+pytestmark = pytest.mark.slow
+TASKQL = str(Path(sys.executable).with_name("taskql"))
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "a long admin password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQL_", "JWT_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        JWT_SECRET_KEY=TEST_SECRET,
+        UPLOAD_DIR=str(tmp_path / "uploads"),
+        BCRYPT_ROUNDS="4",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become healthy in time")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`taskql serve` with two workers on a fresh SQLite file and an admin from the environment."""
+    port = free_port()
+    env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'served.db'}", tmp_path)
+    env.update(TASKQL_ADMIN_EMAIL=ADMIN_EMAIL, TASKQL_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [TASKQL, "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_real_server_over_http(served: str) -> None:
+    with httpx.Client(base_url=served, timeout=10) as client:
+        typename = client.post("/graphql", json={"query": "{ __typename }"})
+        assert typename.json() == {"data": {"__typename": "Query"}}
+        assert typename.headers["x-request-id"]
+
+        page = client.get("/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+
+        assert client.get("/readyz").json() == {"status": "ok"}
+
+        login = client.post(
+            "/graphql",
+            json={
+                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                "variables": {"i": {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}},
+            },
+        ).json()
+        token = login["data"]["login"]["accessToken"]
+        # Two workers share the secret, so every request verifies whichever worker answers.
+        for _ in range(6):
+            me = client.post(
+                "/graphql",
+                json={"query": "{ me { email role } }"},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+            assert me == {"data": {"me": {"email": ADMIN_EMAIL, "role": "ADMIN"}}}
+
+
+def test_cli_migrate_create_admin_and_export(tmp_path: Path) -> None:
+    env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", tmp_path)
+    migrated = subprocess.run(
+        [TASKQL, "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "cli.db").exists()
+
+    env["TASKQL_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    created = subprocess.run(
+        [TASKQL, "create-admin", "--email", "Boss@Example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    again = subprocess.run(
+        [TASKQL, "create-admin", "--email", "boss@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+
+    env["TASKQL_ADMIN_PASSWORD"] = "short"
+    weak = subprocess.run(
+        [TASKQL, "create-admin", "--email", "weak@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert weak.returncode != 0
+    assert "at least 8 characters" in weak.stderr
+
+    exported = subprocess.run(
+        [TASKQL, "export-schema"], env=env, capture_output=True, text=True, check=False
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "type Query" in exported.stdout
+    assert "login(input: LoginInput!): AuthPayload!" in exported.stdout
+
+
+def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}", tmp_path)
+    env.update(ENVIRONMENT="production", JWT_SECRET_KEY="changeme")
+    result = subprocess.run(
+        [TASKQL, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "JWT_SECRET_KEY is a placeholder value" in result.stderr
+
+
+def test_production_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}", tmp_path)
+    env.update(ENVIRONMENT="production")
+    result = subprocess.run(
+        [TASKQL, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "taskql migrate" in result.stderr
