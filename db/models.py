@@ -188,3 +188,69 @@ class RefreshToken(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+FILE_NAME_MAX = 255
+
+
+class ImportJob(SQLModel, table=True):
+    """One uploaded CSV file and where its processing stands; the queue is this table."""
+
+    __tablename__ = "import_job"
+    __table_args__ = (
+        # The runners' claim query and the per-admin "newest report" lookup.
+        sa.Index("ix_import_job_status_created_at", "status", "created_at"),
+        sa.Index("ix_import_job_created_by_created_at", "created_by", "created_at"),
+    )
+
+    id: str = Field(max_length=36, primary_key=True)
+    file_name: str = Field(max_length=FILE_NAME_MAX, nullable=False)
+    stored_name: str = Field(max_length=64, nullable=False)
+    size_bytes: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    status: ImportStatus = Field(
+        default=ImportStatus.QUEUED,
+        sa_column=sa.Column(_enum(ImportStatus, "import_status"), nullable=False),
+    )
+    created_by: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("user.id", ondelete="SET NULL")),
+    )
+    created_at: datetime = _created_at()
+    started_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # A fresh token per claim: a runner whose claim was taken over can no longer commit.
+    lease: str | None = Field(default=None, max_length=36)
+    attempts: int = Field(default=0, nullable=False)
+    rows_total: int | None = Field(default=None)
+    rows_processed: int = Field(default=0, nullable=False)
+    rows_imported: int = Field(default=0, nullable=False)
+    rows_failed: int = Field(default=0, nullable=False)
+    checkpoint_offset: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    checkpoint_line: int = Field(default=0, nullable=False)
+    header: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    message: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+class ImportRowError(SQLModel, table=True):
+    """A rejected row of an import: its original cells and every reason, for the error report."""
+
+    __tablename__ = "import_row_error"
+
+    job_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(36),
+            sa.ForeignKey("import_job.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    line: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    cells: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    error: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
