@@ -92,8 +92,14 @@ def _read_password(env_name: str) -> str:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
+    from db import migrate
+
     settings = _settings()
     password = _read_password(args.password_env)
+    if not settings.is_production:
+        migrate.upgrade(
+            settings.database_url
+        )  # as `serve` does, so this works before a first start
     try:
         asyncio.run(_create_admin(settings, args.email, password, args.full_name))
     except TaskQLError as exc:
