@@ -4,27 +4,34 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from graph import auth
+from graph import auth, imports, projects, tasks, users
 from graph.errors import MaskUnexpectedErrors
+from graph.limits import limit_extensions
 from taskql.settings import Settings
 
-QUERY_TYPES: tuple[type, ...] = (auth.Query,)
-MUTATION_TYPES: tuple[type, ...] = (auth.Mutation,)
+QUERY_TYPES: tuple[type, ...] = (
+    auth.Query,
+    users.Query,
+    projects.Query,
+    tasks.Query,
+    imports.Query,
+)
+MUTATION_TYPES: tuple[type, ...] = (
+    auth.Mutation,
+    users.Mutation,
+    projects.Mutation,
+    tasks.Mutation,
+    imports.Mutation,
+)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (imports.Subscription,)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)
+Subscription = merge_types("Subscription", SUBSCRIPTION_TYPES)
 
 
 class TaskQLSchema(strawberry.Schema):
@@ -42,12 +49,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories, not instances: Strawberry builds fresh extensions for every operation.
     extensions: list[Callable[[], SchemaExtension]] = [
         MaskUnexpectedErrors,
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: ValidationCache(maxsize=256),
+        *limit_extensions(settings),
     ]
-    if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection)
-    return TaskQLSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return TaskQLSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

@@ -1,4 +1,4 @@
-"""Request body size limit, enforced before a large body is read into memory."""
+"""Request size limits, enforced before a large body is read into memory or a query is parsed."""
 
 import json
 
@@ -9,8 +9,15 @@ class _TooLarge(Exception):
     pass
 
 
+def _body_message(limit: int) -> str:
+    return f"Request body is larger than the limit of {limit} bytes."
+
+
 class BodySizeLimitMiddleware:
-    """Answer 413 to bodies over the limit. Multipart uploads have their own, larger limit."""
+    """Answer 413 to bodies over the limit, 414 to query strings over it (GraphQL over GET).
+
+    Multipart uploads have their own, larger limit.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, max_multipart_bytes: int) -> None:
         self.app = app
@@ -21,6 +28,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if len(scope.get("query_string") or b"") > self.max_bytes:
+            message = f"Request URL is longer than the limit of {self.max_bytes} bytes."
+            await self._reject(send, 414, message)
+            return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         limit = (
@@ -30,7 +41,7 @@ class BodySizeLimitMiddleware:
         )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, limit)
+            await self._reject(send, 413, _body_message(limit))
             return
 
         received = 0
@@ -55,24 +66,17 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send, limit)
+                await self._reject(send, 413, _body_message(limit))
 
     @staticmethod
-    async def _reject(send: Send, limit: int) -> None:
+    async def _reject(send: Send, status: int, message: str) -> None:
         body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body is larger than the limit of {limit} bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            }
+            {"errors": [{"message": message, "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
