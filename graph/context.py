@@ -4,8 +4,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import HTTPConnection
-from strawberry.fastapi import BaseContext
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.types import Info as StrawberryInfo
+from strawberry.types.unset import UNSET, UnsetType
 
 from auth.sessions import Authenticator
 from db.engine import SessionFactory
@@ -73,3 +75,37 @@ async def get_context(connection: HTTPConnection) -> Context:
         loaders=Loaders(state.session_factory),
         token=bearer_token(connection),
     )
+
+
+def connection_init_token(params: object) -> str | None:
+    """The access token in a graphql-transport-ws `connection_init` payload: `token`, or an
+    `Authorization: Bearer` entry, as browser clients cannot set WebSocket headers."""
+    if not isinstance(params, dict):
+        return None
+    token = params.get("token") or params.get("accessToken")
+    if isinstance(token, str) and token.strip():
+        return token.strip()
+    header = params.get("Authorization") or params.get("authorization")
+    if isinstance(header, str):
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return None
+
+
+NO_ACK_PAYLOAD: UnsetType = UNSET
+
+
+class TaskQLRouter(GraphQLRouter[Context, None]):
+    """The GraphQL router; a WebSocket connection authenticates in its `connection_init`."""
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        token = connection_init_token(context.connection_params)
+        if token is None:
+            return NO_ACK_PAYLOAD  # anonymous: fields that need a user answer UNAUTHENTICATED
+        context.set_token(token)
+        try:
+            await context.current_user()
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from exc
+        return NO_ACK_PAYLOAD

@@ -11,16 +11,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from strawberry.fastapi import GraphQLRouter
 
 from auth.passwords import hasher_for
 from auth.sessions import Authenticator
 from auth.tokens import TokenCodec
 from db import migrate
 from db.engine import make_engine, make_session_factory
-from graph.context import get_context
+from graph.context import TaskQLRouter, get_context
 from graph.schema import build_schema
+from importer.runner import background_runner
+from taskql import reports
 from taskql.bootstrap import ensure_admin_from_env
+from taskql.csrf import MultipartCsrfGuard
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
 from taskql.settings import Settings, SettingsError, get_settings
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         await prepare_database(settings, engine)
         await ensure_admin_from_env(authenticator, settings.admin_email, settings.admin_password)
         try:
-            yield
+            async with background_runner(authenticator.session_factory, settings):
+                yield
         finally:
             await engine.dispose()
 
@@ -78,13 +81,15 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.state.session_factory = authenticator.session_factory
     app.state.authenticator = authenticator
 
-    graphql = GraphQLRouter(
+    graphql = TaskQLRouter(
         build_schema(settings),
         context_getter=get_context,
         graphql_ide="graphiql",
         allowed_origins=settings.ws_allowed_origins,
+        multipart_uploads_enabled=True,
     )
     app.include_router(graphql, prefix="/graphql")
+    app.include_router(reports.router)
     add_health_routes(app)
 
     app.add_middleware(
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         max_bytes=settings.max_request_bytes,
         max_multipart_bytes=settings.import_max_bytes + MULTIPART_OVERHEAD,
     )
+    app.add_middleware(MultipartCsrfGuard, path_prefix="/graphql")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -102,6 +108,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
                 "Content-Type",
                 "X-Request-ID",
                 "Apollo-Require-Preflight",
+                "X-Requested-With",
             ],
             expose_headers=["X-Request-ID", "Content-Disposition"],
         )

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     import_batch_size: int = Field(default=5000, ge=1)
     run_import_worker: bool = True
+    import_poll_seconds: float = Field(default=1.0, gt=0)
+    import_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    import_stale_seconds: float = Field(default=60.0, gt=0)
+    import_max_attempts: int = Field(default=5, ge=1)
+    import_progress_seconds: float = Field(default=0.5, gt=0)
+    import_report_url_ttl_seconds: int = Field(default=900, ge=1)
 
     log_level: str = "INFO"
 

@@ -1,0 +1,315 @@
+"""Data functions for import jobs: the queue (claim, lease, heartbeat, checkpoint), bulk loading of
+tasks and error rows, and the reference lookups that validate a batch."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
+
+from db.models import (
+    ImportJob,
+    ImportRowError,
+    ImportStatus,
+    Project,
+    ProjectMember,
+    User,
+    metadata,
+)
+
+TASK_COLUMNS = (
+    "project_id",
+    "title",
+    "description",
+    "status",
+    "assigned_to",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+ERROR_COLUMNS = ("job_id", "line", "cells", "error")
+TaskRecord = tuple[int, str, str, str, int | None, int | None, datetime, datetime]
+ErrorRecord = tuple[str, int, str, str]
+FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+
+
+class LeaseLost(Exception):
+    """Another runner has taken the job over: this runner must stop without committing."""
+
+
+@dataclass(frozen=True, slots=True)
+class References:
+    """What a batch's ids refer to: existing projects, users by state, and memberships."""
+
+    projects: set[int]
+    active_users: set[int]
+    inactive_users: set[int]
+    memberships: set[tuple[int, int]]
+
+
+async def lookup_references(
+    *, session: AsyncSession, project_ids: set[int], user_ids: set[int]
+) -> References:
+    """Three set-based queries for a whole batch, never one per row."""
+    projects: set[int] = set()
+    if project_ids:
+        found = await session.execute(
+            sa.select(col(Project.id)).where(col(Project.id).in_(project_ids))
+        )
+        projects = {pid for pid in found.scalars() if pid is not None}
+    active: set[int] = set()
+    inactive: set[int] = set()
+    if user_ids:
+        users = await session.execute(
+            sa.select(col(User.id), col(User.is_active)).where(col(User.id).in_(user_ids))
+        )
+        for user_id, is_active in users:
+            if user_id is not None:
+                (active if is_active else inactive).add(user_id)
+    memberships: set[tuple[int, int]] = set()
+    if projects and active:
+        pairs = await session.execute(
+            sa.select(col(ProjectMember.project_id), col(ProjectMember.user_id)).where(
+                col(ProjectMember.project_id).in_(projects), col(ProjectMember.user_id).in_(active)
+            )
+        )
+        memberships = {(int(p), int(u)) for p, u in pairs}
+    return References(projects, active, inactive, memberships)
+
+
+async def create_job(
+    *,
+    session: AsyncSession,
+    job_id: str,
+    file_name: str,
+    stored_name: str,
+    size_bytes: int,
+    created_by: int | None,
+    now: datetime,
+    lease: str | None = None,
+) -> ImportJob:
+    """A QUEUED job; with a lease it is RUNNING at once, claimed by its creator (the CLI)."""
+    job = ImportJob(
+        id=job_id,
+        file_name=file_name,
+        stored_name=stored_name,
+        size_bytes=size_bytes,
+        created_by=created_by,
+        created_at=now,
+    )
+    if lease is not None:
+        job.status, job.lease, job.attempts = ImportStatus.RUNNING, lease, 1
+        job.started_at = job.heartbeat_at = now
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def get_job(*, session: AsyncSession, job_id: str) -> ImportJob | None:
+    return await session.get(ImportJob, job_id, populate_existing=True)
+
+
+async def list_jobs(
+    *, session: AsyncSession, limit: int, after: tuple[datetime, str] | None = None
+) -> list[ImportJob]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = sa.select(ImportJob).order_by(
+        col(ImportJob.created_at).desc(), col(ImportJob.id).desc()
+    )
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            sa.tuple_(col(ImportJob.created_at), col(ImportJob.id)) < (created_at, job_id)
+        )
+    return list((await session.execute(query.limit(limit))).scalars())
+
+
+async def count_jobs(*, session: AsyncSession) -> int:
+    return int(
+        (await session.execute(sa.select(sa.func.count()).select_from(ImportJob))).scalar_one()
+    )
+
+
+async def newest_job_for_user(*, session: AsyncSession, user_id: int) -> ImportJob | None:
+    query = (
+        sa.select(ImportJob)
+        .where(col(ImportJob.created_by) == user_id)
+        .order_by(col(ImportJob.created_at).desc(), col(ImportJob.id).desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+def _claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        col(ImportJob.status) == ImportStatus.QUEUED,
+        sa.and_(
+            col(ImportJob.status) == ImportStatus.RUNNING,
+            col(ImportJob.heartbeat_at) < stale_before,
+        ),
+    )
+
+
+async def claim_next_job(
+    *, session: AsyncSession, lease: str, now: datetime, stale_before: datetime
+) -> ImportJob | None:
+    """Take the oldest QUEUED job, or a RUNNING one whose runner stopped heartbeating.
+
+    PostgreSQL skips rows other runners are claiming (FOR UPDATE SKIP LOCKED); the UPDATE
+    repeats the condition, so a lost race (SQLite's runners) claims nothing rather than twice.
+    """
+    candidate = (
+        sa.select(col(ImportJob.id))
+        .where(_claimable(stale_before))
+        .order_by(col(ImportJob.created_at), col(ImportJob.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    job_id = (await session.execute(candidate)).scalar_one_or_none()
+    if job_id is None:
+        return None
+    claimed = await session.execute(
+        sa.update(ImportJob)
+        .where(col(ImportJob.id) == job_id, _claimable(stale_before))
+        .values(
+            status=ImportStatus.RUNNING,
+            lease=lease,
+            heartbeat_at=now,
+            started_at=sa.func.coalesce(col(ImportJob.started_at), now),
+            attempts=col(ImportJob.attempts) + 1,
+        )
+        .returning(col(ImportJob.id))
+    )
+    if claimed.scalar_one_or_none() is None:
+        return None
+    return await get_job(session=session, job_id=job_id)
+
+
+async def _fenced_update(
+    session: AsyncSession, job_id: str, lease: str, values: dict[str, Any]
+) -> None:
+    """Update the job only while `lease` still holds it; otherwise LeaseLost."""
+    result = await session.execute(
+        sa.update(ImportJob)
+        .where(col(ImportJob.id) == job_id, col(ImportJob.lease) == lease)
+        .values(**values)
+        .returning(col(ImportJob.id))
+    )
+    if result.scalar_one_or_none() is None:
+        raise LeaseLost(job_id)
+
+
+async def heartbeat(*, session: AsyncSession, job_id: str, lease: str, now: datetime) -> None:
+    await _fenced_update(session, job_id, lease, {"heartbeat_at": now})
+
+
+async def record_scan(
+    *,
+    session: AsyncSession,
+    job_id: str,
+    lease: str,
+    header: str,
+    rows_total: int,
+    offset: int,
+    line: int,
+    message: str | None,
+) -> None:
+    """The file passed the whole-file checks: remember its header, size and first data row."""
+    values = {
+        "header": header,
+        "rows_total": rows_total,
+        "checkpoint_offset": offset,
+        "checkpoint_line": line,
+        "message": message,
+    }
+    await _fenced_update(session, job_id, lease, values)
+
+
+async def advance(
+    *,
+    session: AsyncSession,
+    job_id: str,
+    lease: str,
+    imported: int,
+    failed: int,
+    offset: int,
+    line: int,
+    now: datetime,
+) -> None:
+    """Move the checkpoint past a batch; commits together with the batch's rows."""
+    values = {
+        "rows_processed": col(ImportJob.rows_processed) + imported + failed,
+        "rows_imported": col(ImportJob.rows_imported) + imported,
+        "rows_failed": col(ImportJob.rows_failed) + failed,
+        "checkpoint_offset": offset,
+        "checkpoint_line": line,
+        "heartbeat_at": now,
+    }
+    await _fenced_update(session, job_id, lease, values)
+
+
+async def finish_job(
+    *,
+    session: AsyncSession,
+    job_id: str,
+    lease: str,
+    status: ImportStatus,
+    now: datetime,
+    message: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "finished_at": now, "lease": None}
+    if message is not None:
+        values["message"] = message
+    await _fenced_update(session, job_id, lease, values)
+
+
+async def release_job(*, session: AsyncSession, job_id: str, lease: str) -> None:
+    """Put a job back in the queue after an unexpected failure, for another attempt."""
+    await _fenced_update(session, job_id, lease, {"status": ImportStatus.QUEUED, "lease": None})
+
+
+async def _copy(conn: AsyncConnection, table: str, columns: Sequence[str], rows: list[Any]) -> None:
+    # COPY runs on asyncpg's own connection, inside the transaction SQLAlchemy already began.
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(table, records=rows, columns=list(columns))
+
+
+async def _bulk_insert(
+    session: AsyncSession, table: str, columns: Sequence[str], rows: list[Any]
+) -> None:
+    """One statement for all rows: COPY on PostgreSQL, an executemany INSERT elsewhere."""
+    if not rows:
+        return
+    conn = await session.connection()
+    assert conn.in_transaction(), "bulk loads must run inside the batch's transaction"
+    if conn.dialect.name == "postgresql":
+        await _copy(conn, table, columns, rows)
+        return
+    await conn.execute(
+        sa.insert(metadata.tables[table]), [dict(zip(columns, row, strict=True)) for row in rows]
+    )
+
+
+async def insert_tasks(*, session: AsyncSession, rows: list[TaskRecord]) -> None:
+    await _bulk_insert(session, "task", TASK_COLUMNS, rows)
+
+
+async def insert_row_errors(*, session: AsyncSession, rows: list[ErrorRecord]) -> None:
+    await _bulk_insert(session, "import_row_error", ERROR_COLUMNS, rows)
+
+
+async def error_rows(
+    *, session: AsyncSession, job_id: str, after_line: int, limit: int
+) -> list[ImportRowError]:
+    """One page of a job's error rows, in line order."""
+    query = (
+        sa.select(ImportRowError)
+        .where(col(ImportRowError.job_id) == job_id, col(ImportRowError.line) > after_line)
+        .order_by(col(ImportRowError.line))
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())

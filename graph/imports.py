@@ -1,0 +1,186 @@
+"""CSV import: the importTasks upload, ImportJob queries, and the importJobProgress subscription."""
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
+
+import strawberry
+from starlette.datastructures import UploadFile
+from strawberry.file_uploads import Upload
+
+from db import imports, models
+from graph.context import Info
+from graph.pagination import Connection, Edge, PageInfo
+from graph.permissions import IsAdmin
+from graph.types import UserType
+from importer.jobs import submit_import, watch_job
+from importer.report import report_signer
+from importer.storage import CHUNK_BYTES
+from taskql.errors import BadUserInput, NotFound
+
+strawberry.enum(models.ImportStatus, name="ImportJobStatus", description="Where an import stands.")
+
+DEFAULT_PAGE_SIZE = 20
+
+
+@strawberry.type(name="ImportJob", description="One uploaded CSV file of tasks and its processing.")
+class ImportJobType:
+    id: strawberry.ID
+    file_name: str = strawberry.field(description="The uploaded file's name, sanitised.")
+    status: models.ImportStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rows_total: int | None = strawberry.field(
+        description="Data rows in the file, known once the file has passed its checks."
+    )
+    rows_processed: int
+    rows_imported: int
+    rows_failed: int
+    message: str | None = strawberry.field(
+        description="Why the whole file failed, or what was ignored (extra columns)."
+    )
+    created_by_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, job: models.ImportJob) -> "ImportJobType":
+        return cls(
+            id=strawberry.ID(job.id),
+            file_name=job.file_name,
+            status=job.status,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            rows_total=job.rows_total,
+            rows_processed=job.rows_processed,
+            rows_imported=job.rows_imported,
+            rows_failed=job.rows_failed,
+            message=job.message,
+            created_by_id=job.created_by,
+        )
+
+    @strawberry.field(description="Share of the rows processed, from 0 to 1.")
+    def progress(self) -> float:
+        if self.status == models.ImportStatus.SUCCEEDED:
+            return 1.0
+        if not self.rows_total:
+            return 0.0
+        return min(1.0, self.rows_processed / self.rows_total)
+
+    @strawberry.field(description="The admin who uploaded the file.")
+    async def created_by(self, info: Info) -> UserType | None:
+        if self.created_by_id is None:
+            return None
+        user = await info.context.loaders.user_by_id.load(self.created_by_id)
+        return UserType.from_model(user) if user is not None else None
+
+    @strawberry.field(
+        description="A short-lived signed link (relative to the server) to the CSV of the "
+        "rejected rows; it works without an Authorization header, for browsers."
+    )
+    def error_report_url(self, info: Info) -> str:
+        return report_signer(info.context.settings).url(str(self.id))
+
+
+def _encode_cursor(job: models.ImportJob) -> str:
+    raw = json.dumps(["import", job.created_at.isoformat(), job.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        kind, created_at, job_id = json.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        if kind != "import" or not isinstance(job_id, str):
+            raise ValueError(kind)
+        return datetime.fromisoformat(created_at), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise BadUserInput("Invalid cursor.", field="after") from exc
+
+
+def _job_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFound("No import job has this id.", field="id") from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=[IsAdmin], description="One import job.")
+    async def import_job(self, info: Info, id: strawberry.ID) -> ImportJobType:
+        async with info.context.session_factory() as session:
+            job = await imports.get_job(session=session, job_id=_job_id(id))
+        if job is None:
+            raise NotFound("No import job has this id.", field="id")
+        return ImportJobType.from_model(job)
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Import jobs, newest first.")
+    async def import_jobs(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[ImportJobType]:
+        limit = info.context.settings.max_page_size
+        if not 0 <= first <= limit:
+            raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
+        keyset = _decode_cursor(after) if after is not None else None
+        async with info.context.session_factory() as session:
+            jobs = await imports.list_jobs(session=session, limit=first + 1, after=keyset)
+            total = await imports.count_jobs(session=session)
+        page = jobs[:first]
+        edges = [Edge(cursor=_encode_cursor(j), node=ImportJobType.from_model(j)) for j in page]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(jobs) > first,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=total,
+        )
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CHUNK_BYTES):
+        yield chunk
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Upload a CSV of tasks (GraphQL multipart request). Returns at once with a "
+        "QUEUED job; follow it with importJob or the importJobProgress subscription.",
+    )
+    async def import_tasks(self, info: Info, file: Upload) -> ImportJobType:
+        upload: object = file
+        if not isinstance(upload, UploadFile):
+            raise BadUserInput("`file` must be a file part of a multipart request.", field="file")
+        user = await info.context.require_user()
+        assert user.id is not None
+        job = await submit_import(
+            session_factory=info.context.session_factory,
+            settings=info.context.settings,
+            chunks=_chunks(upload),
+            file_name=upload.filename,
+            created_by=user.id,
+        )
+        return ImportJobType.from_model(job)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=[IsAdmin],
+        description="The job now and at every step, completing when it finishes.",
+    )
+    async def import_job_progress(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[ImportJobType, None]:
+        interval = info.context.settings.import_progress_seconds
+        async for job in watch_job(info.context.session_factory, _job_id(id), interval=interval):
+            yield ImportJobType.from_model(job)

@@ -1,0 +1,106 @@
+"""The error report: a CSV of the rejected rows, streamed from the database, and signed links."""
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from db import imports
+from db.engine import SessionFactory
+from db.models import ImportJob
+from taskql.settings import Settings
+
+PAGE_ROWS = 1000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Columns the report adds; an upload that already has them (a re-uploaded report) loses its old
+# ones, so the report never carries two columns of the same name.
+REPORT_COLUMNS = ("row", "error")
+
+
+def neutralise(cell: str) -> str:
+    """Keep spreadsheets from running a cell as a formula: prefix a quote to risky starts."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def report_file_name(job: ImportJob) -> str:
+    """`<original stem>_errors.csv`."""
+    stem = PurePath(job.file_name).stem or "import"
+    return f"{stem}_errors.csv"
+
+
+def _original_columns(job: ImportJob) -> list[int]:
+    names: list[str] = json.loads(job.header) if job.header else []
+    return [i for i, name in enumerate(names) if name.strip().lower() not in REPORT_COLUMNS]
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows([[neutralise(cell) for cell in row] for row in rows])
+    return buffer.getvalue()
+
+
+async def report_chunks(session_factory: SessionFactory, job: ImportJob) -> AsyncIterator[str]:
+    """The report as CSV text, page by page (each page from its own short session)."""
+    names: list[str] = json.loads(job.header) if job.header else []
+    keep = _original_columns(job)
+    yield _csv_text([[names[i] for i in keep] + list(REPORT_COLUMNS)])
+    after = 0
+    while True:
+        async with session_factory() as session:
+            page = await imports.error_rows(
+                session=session, job_id=job.id, after_line=after, limit=PAGE_ROWS
+            )
+        if not page:
+            return
+        rows = []
+        for error in page:
+            cells: list[str] = json.loads(error.cells)
+            original = [cells[i] if i < len(cells) else "" for i in keep]
+            rows.append([*original, str(error.line), error.error])
+        yield _csv_text(rows)
+        after = page[-1].line
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSigner:
+    """Short-lived links to one job's report, for a browser that cannot send a bearer token."""
+
+    secret: str
+    ttl_seconds: int
+
+    def _key(self) -> bytes:
+        # A key of its own, derived from the JWT secret: a link signature is never a token one.
+        return hmac.new(
+            self.secret.encode(), b"taskql import error report", hashlib.sha256
+        ).digest()
+
+    def signature(self, job_id: str, expires: int) -> str:
+        message = f"{job_id}:{expires}".encode()
+        return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
+
+    def url(self, job_id: str, *, now: float | None = None) -> str:
+        """A relative URL, valid for `ttl_seconds`, that downloads this job's report."""
+        expires = int(now if now is not None else time.time()) + self.ttl_seconds
+        signature = self.signature(job_id, expires)
+        return f"/imports/{job_id}/errors.csv?expires={expires}&signature={signature}"
+
+    def verify(
+        self, job_id: str, expires: int, signature: str, *, now: float | None = None
+    ) -> bool:
+        """True when the signature is this job's and has not expired."""
+        if expires < (now if now is not None else time.time()):
+            return False
+        return hmac.compare_digest(self.signature(job_id, expires), signature)
+
+
+def report_signer(settings: Settings) -> ReportSigner:
+    """The signer for this deployment's report links (keyed by the JWT secret)."""
+    return ReportSigner(
+        secret=settings.jwt_secret_key, ttl_seconds=settings.import_report_url_ttl_seconds
+    )

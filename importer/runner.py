@@ -1,0 +1,327 @@
+"""The job runner: claims queued jobs, checks the file, loads it batch by batch, heartbeats.
+
+Each batch (its valid tasks, its error rows, the job's checkpoint) commits in one transaction
+fenced by the runner's lease, so a job resumed after a crash continues exactly where the last
+commit left it: no row twice, none lost.
+"""
+
+import asyncio
+import functools
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiofiles.os
+import anyio
+
+from db import imports
+from db.engine import SessionFactory
+from db.imports import ErrorRecord, LeaseLost, TaskRecord
+from db.models import ImportJob, ImportStatus, utcnow
+from importer.reader import CsvSource, FileProblem, Header, Scan, parse_header, scan_file
+from importer.storage import remove_quietly, stored_path
+from importer.validation import CandidateRow, check_references, check_row, referenced_ids
+from taskql.settings import Settings
+
+logger = logging.getLogger("taskql.importer")
+
+REPORT_CELL_MAX = 10_000  # longer cells are cut in the stored report (the reason says why)
+GIVE_UP_MESSAGE = "The import stopped after {n} attempts; the server log has the errors."
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    job_id: str
+    processed: int
+    imported: int
+    failed: int
+    total: int | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    rows: list[CandidateRow]
+    offset: int
+    line: int
+
+
+def read_batch(source: CsvSource, header: Header, size: int) -> Batch:
+    """Parse and check up to `size` rows (blocking: runs in a thread)."""
+    rows = [check_row(record, header) for record in source.read_records(size)]
+    return Batch(rows=rows, offset=source.offset, line=source.line)
+
+
+def stored_cells(cells: list[str]) -> str:
+    return json.dumps(
+        [cell if len(cell) <= REPORT_CELL_MAX else cell[:REPORT_CELL_MAX] + "…" for cell in cells],
+        ensure_ascii=False,
+    )
+
+
+def scan_message(scan: Scan) -> str | None:
+    """What a successful job should still say about its file."""
+    notes = []
+    if scan.header.extra:
+        notes.append(f"Ignored the extra columns: {', '.join(scan.header.extra)}.")
+    if scan.rows == 0:
+        notes.append("The file has a header row but no data rows.")
+    return " ".join(notes) or None
+
+
+class ImportRunner:
+    """Works the queue of import jobs; several may run, in one process or many."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        settings: Settings,
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.sessions = session_factory
+        self.settings = settings
+        self.on_progress = on_progress
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Claim and process jobs until `stop` is set; idle polls wait `import_poll_seconds`."""
+        while not stop.is_set():
+            try:
+                worked = await self.run_once()
+            except Exception:
+                logger.exception("import runner: claiming a job failed")
+                worked = False
+            if not worked:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.import_poll_seconds)
+
+    async def run_until_idle(self) -> int:
+        """Process jobs until none is claimable; the number processed."""
+        count = 0
+        while await self.run_once():
+            count += 1
+        return count
+
+    async def run_once(self) -> bool:
+        """Claim one job and process it; False when there was nothing to claim."""
+        lease = str(uuid.uuid4())
+        now = utcnow()
+        stale_before = now - timedelta(seconds=self.settings.import_stale_seconds)
+        async with self.sessions() as session, session.begin():
+            job = await imports.claim_next_job(
+                session=session, lease=lease, now=now, stale_before=stale_before
+            )
+        if job is None:
+            return False
+        if job.attempts > self.settings.import_max_attempts:
+            message = GIVE_UP_MESSAGE.format(n=job.attempts - 1)
+            await self._finish(job, lease, ImportStatus.FAILED, message)
+            return True
+        await self.process(job, lease)
+        return True
+
+    async def process(self, job: ImportJob, lease: str) -> None:
+        """Run a claimed job to its end (or until its lease is lost)."""
+        logger.info("import job %s: started (attempt %d)", job.id, job.attempts)
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, lease))
+        try:
+            await self._work(job, lease)
+        except FileProblem as problem:
+            await self._finish(job, lease, ImportStatus.FAILED, str(problem))
+        except LeaseLost:
+            logger.warning("import job %s: taken over by another runner; stopping", job.id)
+        except asyncio.CancelledError:
+            # Shutting down: hand the job back now rather than after the stale timeout.
+            with suppress(Exception):
+                await asyncio.shield(asyncio.ensure_future(self._release(job, lease)))
+            raise
+        except Exception:
+            logger.exception("import job %s: unexpected error", job.id)
+            await self._retry_or_fail(job, lease)
+        finally:
+            heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _work(self, job: ImportJob, lease: str) -> None:
+        path = stored_path(self.settings.upload_dir, job.stored_name)
+        if not await aiofiles.os.path.exists(path):
+            raise FileProblem("The uploaded file is no longer available to this runner.")
+        if job.rows_total is None:
+            scan = await anyio.to_thread.run_sync(scan_file, path)
+            job = await self._record_scan(job, lease, scan)
+        header = parse_header(json.loads(job.header or "[]"))
+        with path.open("rb") as stream:
+            source = CsvSource(stream, offset=job.checkpoint_offset, line=job.checkpoint_line)
+            await self._load_all(job, lease, source, header)
+        await self._finish(job, lease, ImportStatus.SUCCEEDED, None)
+
+    async def _record_scan(self, job: ImportJob, lease: str, scan: Scan) -> ImportJob:
+        async with self.sessions() as session, session.begin():
+            await imports.record_scan(
+                session=session,
+                job_id=job.id,
+                lease=lease,
+                header=json.dumps(list(scan.header.names), ensure_ascii=False),
+                rows_total=scan.rows,
+                offset=scan.data_offset,
+                line=scan.data_line,
+                message=scan_message(scan),
+            )
+            fresh = await imports.get_job(session=session, job_id=job.id)
+        assert fresh is not None
+        self._report(fresh)
+        return fresh
+
+    async def _load_all(
+        self, job: ImportJob, lease: str, source: CsvSource, header: Header
+    ) -> None:
+        """Load batches while the next one is parsed in a thread (the database works meanwhile)."""
+        read = functools.partial(read_batch, source, header, self.settings.import_batch_size)
+        pending = asyncio.ensure_future(anyio.to_thread.run_sync(read))
+        try:
+            while True:
+                batch = await pending
+                if not batch.rows:
+                    return
+                pending = asyncio.ensure_future(anyio.to_thread.run_sync(read))
+                job = await self._load(job, lease, batch)
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with suppress(asyncio.CancelledError, FileProblem):
+                    await pending
+
+    async def _load(self, job: ImportJob, lease: str, batch: Batch) -> ImportJob:
+        """One transaction: check references, insert tasks and error rows, move the checkpoint."""
+        now = utcnow()
+        tasks: list[TaskRecord] = []
+        errors: list[ErrorRecord] = []
+        async with self.sessions() as session, session.begin():
+            project_ids, user_ids = referenced_ids(batch.rows)
+            refs = await imports.lookup_references(
+                session=session, project_ids=project_ids, user_ids=user_ids
+            )
+            for row in batch.rows:
+                check_references(row, refs)
+                if row.reasons:
+                    errors.append(
+                        (job.id, row.line, stored_cells(row.cells), "; ".join(row.reasons))
+                    )
+                else:
+                    assert row.project_id is not None
+                    assert row.status is not None
+                    tasks.append(
+                        (
+                            row.project_id,
+                            row.title,
+                            row.description,
+                            row.status,
+                            row.assignee_id,
+                            job.created_by,
+                            now,
+                            now,
+                        )
+                    )
+            # The fenced checkpoint goes first: it locks the job row and proves the lease.
+            await imports.advance(
+                session=session,
+                job_id=job.id,
+                lease=lease,
+                imported=len(tasks),
+                failed=len(errors),
+                offset=batch.offset,
+                line=batch.line,
+                now=now,
+            )
+            await imports.insert_tasks(session=session, rows=tasks)
+            await imports.insert_row_errors(session=session, rows=errors)
+        job.rows_processed += len(batch.rows)
+        job.rows_imported += len(tasks)
+        job.rows_failed += len(errors)
+        self._report(job)
+        return job
+
+    def _report(self, job: ImportJob) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(
+                    job.id, job.rows_processed, job.rows_imported, job.rows_failed, job.rows_total
+                )
+            )
+
+    async def _finish(
+        self, job: ImportJob, lease: str, status: ImportStatus, message: str | None
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            await imports.finish_job(
+                session=session,
+                job_id=job.id,
+                lease=lease,
+                status=status,
+                now=utcnow(),
+                message=message,
+            )
+        await remove_quietly(stored_path(self.settings.upload_dir, job.stored_name))
+        logger.info(
+            "import job %s: %s (%d imported, %d failed)%s",
+            job.id,
+            status.value,
+            job.rows_imported,
+            job.rows_failed,
+            f": {message}" if message else "",
+        )
+
+    async def _release(self, job: ImportJob, lease: str) -> None:
+        async with self.sessions() as session, session.begin():
+            await imports.release_job(session=session, job_id=job.id, lease=lease)
+        logger.info("import job %s: released back to the queue", job.id)
+
+    async def _retry_or_fail(self, job: ImportJob, lease: str) -> None:
+        try:
+            if job.attempts >= self.settings.import_max_attempts:
+                message = GIVE_UP_MESSAGE.format(n=job.attempts)
+                await self._finish(job, lease, ImportStatus.FAILED, message)
+            else:
+                await self._release(job, lease)
+        except Exception:
+            # The job stays RUNNING; once its heartbeat is stale another runner takes it.
+            logger.exception("import job %s: could not record the failure", job.id)
+
+    async def _heartbeat(self, job_id: str, lease: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.import_heartbeat_seconds)
+            try:
+                async with self.sessions() as session, session.begin():
+                    await imports.heartbeat(
+                        session=session, job_id=job_id, lease=lease, now=utcnow()
+                    )
+            except LeaseLost:
+                return
+            except Exception:
+                logger.warning("import job %s: heartbeat failed", job_id, exc_info=True)
+
+
+@asynccontextmanager
+async def background_runner(
+    session_factory: SessionFactory, settings: Settings
+) -> AsyncIterator[None]:
+    """Run one runner in this process while the block runs (when RUN_IMPORT_WORKER is on)."""
+    if not settings.run_import_worker:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(ImportRunner(session_factory, settings).run_forever(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
