@@ -1,14 +1,39 @@
 """Data functions for users."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from db.models import Role, User, utcnow
-from taskql.errors import Conflict
+from db.models import NAME_MAX, Role, User, utcnow
+from db.paging import BY_ID, Page, PageRequest, SortKey, escape_like, fetch_page
+from db.refresh_tokens import revoke_user_tokens
+from taskql.errors import BadUserInput, Conflict
+
+USER_SORTS: dict[str, SortKey] = {
+    "id": BY_ID,
+    "created_at": SortKey(col(User.created_at), lambda u: u.created_at, "datetime"),
+    "email": SortKey(col(User.email), lambda u: u.email, "text"),
+    "full_name": SortKey(col(User.full_name), lambda u: u.full_name, "text"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    search: str | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class UserChanges(TypedDict, total=False):
+    full_name: str
+    role: Role
+    is_active: bool
 
 
 def normalize_email(email: str) -> str:
@@ -65,3 +90,82 @@ async def set_password(*, session: AsyncSession, user: User, hashed_password: st
     user.updated_at = utcnow()
     session.add(user)
     await session.flush()
+
+
+def clean_full_name(full_name: str) -> str:
+    """Trimmed, 1 to NAME_MAX characters, else BAD_USER_INPUT on `fullName`."""
+    cleaned = full_name.strip()
+    if not 1 <= len(cleaned) <= NAME_MAX:
+        raise BadUserInput(f"Full name must be 1 to {NAME_MAX} characters.", field="fullName")
+    return cleaned
+
+
+def _conditions(user_filter: UserFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user_filter.search:
+        pattern = escape_like(user_filter.search)
+        conditions.append(
+            sa.or_(
+                col(User.email).ilike(pattern, escape="\\"),
+                col(User.full_name).ilike(pattern, escape="\\"),
+            )
+        )
+    if user_filter.role is not None:
+        conditions.append(col(User.role) == user_filter.role)
+    if user_filter.is_active is not None:
+        conditions.append(col(User.is_active).is_(user_filter.is_active))
+    return conditions
+
+
+async def list_users(
+    *, session: AsyncSession, user_filter: UserFilter, request: PageRequest
+) -> Page[User]:
+    """Every user matching the filter (an admin's listing), one page of them."""
+    return await fetch_page(
+        session,
+        entity=User,
+        id_column=col(User.id),
+        conditions=_conditions(user_filter),
+        sort=USER_SORTS[request.sort],
+        request=request,
+    )
+
+
+async def update_user(*, session: AsyncSession, user_id: int, changes: UserChanges) -> User | None:
+    """Apply `changes`; None when the user is gone. Deactivating revokes their refresh tokens.
+
+    Leaving no active admin is a CONFLICT. The active admins are locked first (PostgreSQL), so
+    two admins demoting each other at once cannot both succeed.
+    """
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        return None
+    if "full_name" in changes:
+        user.full_name = clean_full_name(changes["full_name"])
+    role = changes.get("role", user.role)
+    is_active = changes.get("is_active", user.is_active)
+    was_active_admin = user.role == Role.ADMIN and user.is_active
+    if was_active_admin and not (role == Role.ADMIN and is_active):
+        field = "role" if role != Role.ADMIN else "isActive"
+        await _ensure_another_active_admin(session, user_id, field)
+    if user.is_active and not is_active:
+        await revoke_user_tokens(session=session, user_id=user_id)
+    user.role, user.is_active, user.updated_at = role, is_active, utcnow()
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def _ensure_another_active_admin(session: AsyncSession, user_id: int, field: str) -> None:
+    query = (
+        sa.select(col(User.id))
+        .where(col(User.role) == Role.ADMIN, col(User.is_active).is_(True))
+        .with_for_update()
+    )
+    admins = set((await session.execute(query)).scalars())
+    if not admins - {user_id}:
+        raise Conflict(
+            "This is the last active admin: promote another user before demoting or deactivating "
+            "this one.",
+            field=field,
+        )

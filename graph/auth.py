@@ -57,7 +57,7 @@ class Mutation:
         user = await info.context.authenticator.register(
             email=input.email, password=input.password, full_name=input.full_name
         )
-        return UserType.from_model(user)
+        return UserType.for_owner(user)
 
     @strawberry.mutation(description="Exchange an email and password for tokens.")
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
@@ -65,7 +65,7 @@ class Mutation:
         return AuthPayload(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
-            user=UserType.from_model(pair.user),
+            user=UserType.for_owner(pair.user),
         )
 
     @strawberry.mutation(description="Spend a refresh token for a new pair (each works once).")
@@ -74,7 +74,7 @@ class Mutation:
         return AuthPayload(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
-            user=UserType.from_model(pair.user),
+            user=UserType.for_owner(pair.user),
         )
 
     @strawberry.mutation(

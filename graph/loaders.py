@@ -1,13 +1,31 @@
 """DataLoaders, built per request. Each batch opens its own session (sibling fields run
-concurrently, and one AsyncSession cannot serve two operations at once)."""
+concurrently, and one AsyncSession cannot serve two operations at once).
 
-from collections.abc import Sequence
+Loaders whose answer depends on who asks take the caller's ReadScope in their key.
+"""
 
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from db import users
+from auth.policy import ReadScope
+from db import projects, tasks, users
 from db.engine import SessionFactory
-from db.models import User
+from db.models import Project, Task, TaskStatus, User
+from db.paging import Page, PageRequest
+
+K = TypeVar("K")
+V = TypeVar("V")
+G = TypeVar("G")
+
+ProjectPageKey = tuple[int, PageRequest]  # (project id, page)
+ScopedProjectPageKey = tuple[int, ReadScope, PageRequest]
+ScopedProjectKey = tuple[int, ReadScope]
+PairKey = tuple[int, int]  # (the caller's user id, another id)
+StatusCounts = dict[TaskStatus, int]
 
 
 class Loaders:
@@ -16,8 +34,108 @@ class Loaders:
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
         self.user_by_id = DataLoader[int, User | None](load_fn=self._users_by_id)
+        self.project_by_id = DataLoader[int, Project | None](load_fn=self._projects_by_id)
+        self.task_by_id = DataLoader[int, Task | None](load_fn=self._tasks_by_id)
+        self.members_by_project = DataLoader[ProjectPageKey, Page[User]](
+            load_fn=self._members_by_project
+        )
+        self.projects_by_member = DataLoader[ProjectPageKey, Page[Project]](
+            load_fn=self._projects_by_member
+        )
+        self.tasks_by_project = DataLoader[ScopedProjectPageKey, Page[Task]](
+            load_fn=self._tasks_by_project
+        )
+        self.task_counts_by_project = DataLoader[ScopedProjectKey, StatusCounts](
+            load_fn=self._task_counts_by_project
+        )
+        # (user id, project id) -> is that user a member of that project?
+        self.membership_by_user_project = DataLoader[PairKey, bool](load_fn=self._memberships)
+        # (user id, other user id) -> do they share a project?
+        self.shared_project_by_user_pair = DataLoader[PairKey, bool](load_fn=self._shared)
+
+    async def _batch(
+        self,
+        keys: Sequence[K],
+        group: Callable[[K], G],
+        item: Callable[[K], int],
+        fetch: Callable[[AsyncSession, G, list[int]], Awaitable[dict[int, V]]],
+    ) -> list[V]:
+        """Answer keys that share a `group` (a page, a scope, a user) with one query per group."""
+        groups: dict[G, list[int]] = defaultdict(list)
+        for key in keys:
+            groups[group(key)].append(item(key))
+        found: dict[tuple[G, int], V] = {}
+        async with self._session_factory() as session:
+            for shared, ids in groups.items():
+                answers = await fetch(session, shared, list(dict.fromkeys(ids)))
+                found.update({(shared, i): v for i, v in answers.items()})
+        return [found[(group(key), item(key))] for key in keys]
 
     async def _users_by_id(self, ids: Sequence[int]) -> list[User | None]:
         async with self._session_factory() as session:
             found = {u.id: u for u in await users.get_users(session=session, user_ids=ids)}
         return [found.get(i) for i in ids]
+
+    async def _projects_by_id(self, ids: Sequence[int]) -> list[Project | None]:
+        async with self._session_factory() as session:
+            rows = await projects.get_projects(session=session, project_ids=ids)
+        found = {p.id: p for p in rows}
+        return [found.get(i) for i in ids]
+
+    async def _tasks_by_id(self, ids: Sequence[int]) -> list[Task | None]:
+        async with self._session_factory() as session:
+            found = {t.id: t for t in await tasks.get_tasks(session=session, task_ids=ids)}
+        return [found.get(i) for i in ids]
+
+    async def _members_by_project(self, keys: Sequence[ProjectPageKey]) -> list[Page[User]]:
+        async def fetch(
+            session: AsyncSession, request: PageRequest, ids: list[int]
+        ) -> dict[int, Page[User]]:
+            return await projects.list_members(session=session, project_ids=ids, request=request)
+
+        return await self._batch(keys, lambda k: k[1], lambda k: k[0], fetch)
+
+    async def _projects_by_member(self, keys: Sequence[ProjectPageKey]) -> list[Page[Project]]:
+        async def fetch(
+            session: AsyncSession, request: PageRequest, ids: list[int]
+        ) -> dict[int, Page[Project]]:
+            return await projects.list_projects_of_members(
+                session=session, user_ids=ids, request=request
+            )
+
+        return await self._batch(keys, lambda k: k[1], lambda k: k[0], fetch)
+
+    async def _tasks_by_project(self, keys: Sequence[ScopedProjectPageKey]) -> list[Page[Task]]:
+        async def fetch(
+            session: AsyncSession, shared: tuple[ReadScope, PageRequest], ids: list[int]
+        ) -> dict[int, Page[Task]]:
+            scope, request = shared
+            return await tasks.list_project_tasks(
+                session=session, scope=scope, project_ids=ids, request=request
+            )
+
+        return await self._batch(keys, lambda k: (k[1], k[2]), lambda k: k[0], fetch)
+
+    async def _task_counts_by_project(self, keys: Sequence[ScopedProjectKey]) -> list[StatusCounts]:
+        async def fetch(
+            session: AsyncSession, scope: ReadScope, ids: list[int]
+        ) -> dict[int, StatusCounts]:
+            return await tasks.count_by_status(session=session, scope=scope, project_ids=ids)
+
+        return await self._batch(keys, lambda k: k[1], lambda k: k[0], fetch)
+
+    async def _memberships(self, keys: Sequence[PairKey]) -> list[bool]:
+        async def fetch(session: AsyncSession, user_id: int, ids: list[int]) -> dict[int, bool]:
+            found = await projects.memberships(session=session, user_id=user_id, project_ids=ids)
+            return {i: i in found for i in ids}
+
+        return await self._batch(keys, lambda k: k[0], lambda k: k[1], fetch)
+
+    async def _shared(self, keys: Sequence[PairKey]) -> list[bool]:
+        async def fetch(session: AsyncSession, user_id: int, ids: list[int]) -> dict[int, bool]:
+            found = await projects.users_sharing_a_project(
+                session=session, user_id=user_id, other_ids=ids
+            )
+            return {i: i in found for i in ids}
+
+        return await self._batch(keys, lambda k: k[0], lambda k: k[1], fetch)

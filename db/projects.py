@@ -1,0 +1,263 @@
+"""Data functions for projects and their members."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from auth.policy import ReadScope
+from db.models import DESCRIPTION_MAX, NAME_MAX, Project, ProjectMember, Task, User, utcnow
+from db.paging import (
+    BY_ID,
+    Nested,
+    Page,
+    PageRequest,
+    SortKey,
+    escape_like,
+    fetch_nested_pages,
+    fetch_page,
+)
+from taskql.errors import BadUserInput, Conflict
+
+PROJECT_SORTS: dict[str, SortKey] = {
+    "id": BY_ID,
+    "created_at": SortKey(col(Project.created_at), lambda p: p.created_at, "datetime"),
+    "updated_at": SortKey(col(Project.updated_at), lambda p: p.updated_at, "datetime"),
+    "name": SortKey(col(Project.name), lambda p: p.name, "text"),
+}
+
+_member_table = ProjectMember.__table__  # type: ignore[attr-defined]
+_MEMBERS = Nested(
+    entity=User,
+    id_column=col(User.id),
+    parent=col(ProjectMember.project_id),
+    source=sa.join(User, _member_table, col(User.id) == col(ProjectMember.user_id)),
+)
+_PROJECTS_OF_MEMBER = Nested(
+    entity=Project,
+    id_column=col(Project.id),
+    parent=col(ProjectMember.user_id),
+    source=sa.join(Project, _member_table, col(Project.id) == col(ProjectMember.project_id)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFilter:
+    search: str | None = None
+    member_id: int | None = None
+
+
+class ProjectChanges(TypedDict, total=False):
+    name: str
+    description: str
+
+
+def clean_name(name: str) -> str:
+    """Trimmed, 1 to NAME_MAX characters, else BAD_USER_INPUT on `name`."""
+    cleaned = name.strip()
+    if not 1 <= len(cleaned) <= NAME_MAX:
+        raise BadUserInput(f"A project name must be 1 to {NAME_MAX} characters.", field="name")
+    return cleaned
+
+
+def clean_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise BadUserInput(
+            f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
+        )
+    return description
+
+
+def _has_member(user_id: int) -> ColumnElement[bool]:
+    return sa.exists().where(
+        col(ProjectMember.project_id) == col(Project.id), col(ProjectMember.user_id) == user_id
+    )
+
+
+def _conditions(scope: ReadScope, project_filter: ProjectFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if scope.user_id is not None:
+        conditions.append(_has_member(scope.user_id))
+    if project_filter.member_id is not None:
+        conditions.append(_has_member(project_filter.member_id))
+    if project_filter.search:
+        pattern = escape_like(project_filter.search)
+        conditions.append(
+            sa.or_(
+                col(Project.name).ilike(pattern, escape="\\"),
+                col(Project.description).ilike(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+async def get_projects(*, session: AsyncSession, project_ids: Sequence[int]) -> list[Project]:
+    result = await session.execute(sa.select(Project).where(col(Project.id).in_(project_ids)))
+    return list(result.scalars())
+
+
+async def list_projects(
+    *, session: AsyncSession, scope: ReadScope, project_filter: ProjectFilter, request: PageRequest
+) -> Page[Project]:
+    """The projects the scope may read that match the filter, one page of them."""
+    return await fetch_page(
+        session,
+        entity=Project,
+        id_column=col(Project.id),
+        conditions=_conditions(scope, project_filter),
+        sort=PROJECT_SORTS[request.sort],
+        request=request,
+    )
+
+
+async def list_members(
+    *, session: AsyncSession, project_ids: Sequence[int], request: PageRequest
+) -> dict[int, Page[User]]:
+    """The same page of several projects' members (by user id), in one statement."""
+    return await fetch_nested_pages(
+        session, nested=_MEMBERS, parent_ids=project_ids, conditions=[], sort=BY_ID, request=request
+    )
+
+
+async def list_projects_of_members(
+    *, session: AsyncSession, user_ids: Sequence[int], request: PageRequest
+) -> dict[int, Page[Project]]:
+    """The same page of several users' projects (by project id), in one statement."""
+    return await fetch_nested_pages(
+        session,
+        nested=_PROJECTS_OF_MEMBER,
+        parent_ids=user_ids,
+        conditions=[],
+        sort=BY_ID,
+        request=request,
+    )
+
+
+async def memberships(
+    *, session: AsyncSession, user_id: int, project_ids: Sequence[int]
+) -> set[int]:
+    """Which of `project_ids` the user is a member of."""
+    query = sa.select(col(ProjectMember.project_id)).where(
+        col(ProjectMember.user_id) == user_id, col(ProjectMember.project_id).in_(project_ids)
+    )
+    return set((await session.execute(query)).scalars())
+
+
+async def users_sharing_a_project(
+    *, session: AsyncSession, user_id: int, other_ids: Sequence[int]
+) -> set[int]:
+    """Which of `other_ids` are members of at least one project `user_id` is a member of."""
+    mine, theirs = aliased(ProjectMember), aliased(ProjectMember)
+    query = (
+        sa.select(col(theirs.user_id))
+        .join(mine, col(mine.project_id) == col(theirs.project_id))
+        .where(col(mine.user_id) == user_id, col(theirs.user_id).in_(other_ids))
+        .distinct()
+    )
+    return set((await session.execute(query)).scalars())
+
+
+async def ensure_active_member(
+    *, session: AsyncSession, project_id: int, user_id: int, field: str = "assigneeId"
+) -> None:
+    """BAD_USER_INPUT on `field` unless the user exists and is an active member of the project.
+
+    The membership row is locked (PostgreSQL) so it cannot be removed before the caller commits.
+    """
+    user = await session.get(User, user_id)
+    if user is None:
+        raise BadUserInput(f"No user has the id {user_id}.", field=field)
+    member = await session.execute(
+        sa.select(col(ProjectMember.user_id))
+        .where(col(ProjectMember.project_id) == project_id, col(ProjectMember.user_id) == user_id)
+        .with_for_update(read=True)
+    )
+    if member.first() is None or not user.is_active:
+        raise BadUserInput(
+            f"User {user_id} is not an active member of project {project_id}.", field=field
+        )
+
+
+async def create_project(
+    *, session: AsyncSession, name: str, description: str, created_by: int | None
+) -> Project:
+    project = Project(
+        name=clean_name(name), description=clean_description(description), created_by=created_by
+    )
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def update_project(
+    *, session: AsyncSession, project_id: int, changes: ProjectChanges
+) -> Project | None:
+    """Apply `changes` to a project; None when it is gone."""
+    project = await session.get(Project, project_id, with_for_update=True)
+    if project is None:
+        return None
+    values: dict[str, Any] = dict(changes)
+    if "name" in changes:
+        values["name"] = clean_name(changes["name"])
+    if "description" in changes:
+        values["description"] = clean_description(changes["description"])
+    for name, value in values.items():
+        setattr(project, name, value)
+    project.updated_at = utcnow()
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def delete_project(*, session: AsyncSession, project_id: int) -> bool:
+    """Delete a project with its tasks and memberships; False when there was none."""
+    result = await session.execute(sa.delete(Project).where(col(Project.id) == project_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def add_member(*, session: AsyncSession, project_id: int, user_id: int) -> User:
+    """Make an active user a member: unknown or inactive is BAD_USER_INPUT, twice is CONFLICT."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise BadUserInput(f"No user has the id {user_id}.", field="userId")
+    if not user.is_active:
+        raise BadUserInput(f"User {user_id} is deactivated.", field="userId")
+    if await session.get(ProjectMember, (project_id, user_id)) is not None:
+        raise Conflict(
+            f"User {user_id} is already a member of project {project_id}.", field="userId"
+        )
+    session.add(ProjectMember(project_id=project_id, user_id=user_id))
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent add won the race
+        raise Conflict(
+            f"User {user_id} is already a member of project {project_id}.", field="userId"
+        ) from exc
+    return user
+
+
+async def remove_member(*, session: AsyncSession, project_id: int, user_id: int) -> int:
+    """End a membership and unassign the user's tasks in the project; how many were unassigned."""
+    if await session.get(User, user_id) is None:
+        raise BadUserInput(f"No user has the id {user_id}.", field="userId")
+    removed = await session.execute(
+        sa.delete(ProjectMember).where(
+            col(ProjectMember.project_id) == project_id, col(ProjectMember.user_id) == user_id
+        )
+    )
+    if not removed.rowcount:  # type: ignore[attr-defined]
+        raise BadUserInput(
+            f"User {user_id} is not a member of project {project_id}.", field="userId"
+        )
+    unassigned = await session.execute(
+        sa.update(Task)
+        .where(col(Task.project_id) == project_id, col(Task.assigned_to) == user_id)
+        .values(assigned_to=None, updated_at=utcnow())
+    )
+    return int(unassigned.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,223 @@
+"""Data functions for tasks: reads filtered by the caller's scope in SQL, and validated writes."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from auth.policy import ReadScope
+from db import projects
+from db.models import DESCRIPTION_MAX, TITLE_MAX, Project, Task, TaskStatus, utcnow
+from db.paging import (
+    BY_ID,
+    Nested,
+    Page,
+    PageRequest,
+    SortKey,
+    escape_like,
+    fetch_nested_pages,
+    fetch_page,
+)
+from taskql.errors import BadUserInput
+
+# Statuses sort in workflow order, not alphabetically.
+STATUS_ORDER = {TaskStatus.PENDING: 0, TaskStatus.IN_PROGRESS: 1, TaskStatus.DONE: 2}
+_STATUS_RANK = sa.case(STATUS_ORDER, value=col(Task.status))
+
+TASK_SORTS: dict[str, SortKey] = {
+    "id": BY_ID,
+    "created_at": SortKey(col(Task.created_at), lambda t: t.created_at, "datetime"),
+    "updated_at": SortKey(col(Task.updated_at), lambda t: t.updated_at, "datetime"),
+    "title": SortKey(col(Task.title), lambda t: t.title, "text"),
+    "status": SortKey(_STATUS_RANK, lambda t: STATUS_ORDER[t.status], "int"),
+}
+
+_BY_PROJECT = Nested(
+    entity=Task,
+    id_column=col(Task.id),
+    parent=col(Task.project_id),
+    source=Task.__table__,  # type: ignore[attr-defined]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Every field narrows the list further; None (or empty) means no condition."""
+
+    project_id: int | None = None
+    statuses: tuple[TaskStatus, ...] | None = None
+    assignee_id: int | None = None
+    unassigned: bool | None = None
+    search: str | None = None
+
+
+class TaskChanges(TypedDict, total=False):
+    title: str
+    description: str
+    status: TaskStatus
+    assignee_id: int | None
+    project_id: int
+
+
+def clean_title(title: str) -> str:
+    """Trimmed, 1 to TITLE_MAX characters, else BAD_USER_INPUT on `title`."""
+    cleaned = title.strip()
+    if not 1 <= len(cleaned) <= TITLE_MAX:
+        raise BadUserInput(f"A title must be 1 to {TITLE_MAX} characters.", field="title")
+    return cleaned
+
+
+def clean_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise BadUserInput(
+            f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
+        )
+    return description
+
+
+def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if scope.user_id is not None:
+        conditions.append(col(Task.assigned_to) == scope.user_id)
+    f = task_filter
+    if f.project_id is not None:
+        conditions.append(col(Task.project_id) == f.project_id)
+    if f.statuses is not None:
+        conditions.append(col(Task.status).in_(f.statuses))
+    if f.assignee_id is not None:
+        conditions.append(col(Task.assigned_to) == f.assignee_id)
+    if f.unassigned is not None:
+        assigned = col(Task.assigned_to)
+        conditions.append(assigned.is_(None) if f.unassigned else assigned.is_not(None))
+    if f.search:
+        pattern = escape_like(f.search)
+        conditions.append(
+            sa.or_(
+                col(Task.title).ilike(pattern, escape="\\"),
+                col(Task.description).ilike(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+async def get_tasks(*, session: AsyncSession, task_ids: Sequence[int]) -> list[Task]:
+    result = await session.execute(sa.select(Task).where(col(Task.id).in_(task_ids)))
+    return list(result.scalars())
+
+
+async def list_tasks(
+    *, session: AsyncSession, scope: ReadScope, task_filter: TaskFilter, request: PageRequest
+) -> Page[Task]:
+    """The tasks the scope may read that match the filter, one page of them."""
+    return await fetch_page(
+        session,
+        entity=Task,
+        id_column=col(Task.id),
+        conditions=_conditions(scope, task_filter),
+        sort=TASK_SORTS[request.sort],
+        request=request,
+    )
+
+
+async def list_project_tasks(
+    *, session: AsyncSession, scope: ReadScope, project_ids: Sequence[int], request: PageRequest
+) -> dict[int, Page[Task]]:
+    """The same page of several projects' tasks, in one statement."""
+    return await fetch_nested_pages(
+        session,
+        nested=_BY_PROJECT,
+        parent_ids=project_ids,
+        conditions=_conditions(scope, TaskFilter()),
+        sort=TASK_SORTS[request.sort],
+        request=request,
+    )
+
+
+async def count_by_status(
+    *, session: AsyncSession, scope: ReadScope, project_ids: Sequence[int]
+) -> dict[int, dict[TaskStatus, int]]:
+    """Per project, how many of the tasks the scope may read are in each status."""
+    query = (
+        sa.select(col(Task.project_id), col(Task.status), sa.func.count())
+        .where(col(Task.project_id).in_(project_ids), *_conditions(scope, TaskFilter()))
+        .group_by(col(Task.project_id), col(Task.status))
+    )
+    counts: dict[int, dict[TaskStatus, int]] = {pid: {} for pid in project_ids}
+    for project_id, status, n in (await session.execute(query)).all():
+        counts[project_id][TaskStatus(status)] = int(n)
+    return counts
+
+
+async def create_task(
+    *,
+    session: AsyncSession,
+    project_id: int,
+    title: str,
+    description: str,
+    status: TaskStatus,
+    assignee_id: int | None,
+    created_by: int | None,
+) -> Task:
+    """Insert a task after checking its project and assignee (BAD_USER_INPUT otherwise)."""
+    task = Task(
+        project_id=project_id,
+        title=clean_title(title),
+        description=clean_description(description),
+        status=status,
+        assigned_to=assignee_id,
+        created_by=created_by,
+    )
+    if await session.get(Project, project_id) is None:
+        raise BadUserInput(f"No project has the id {project_id}.", field="projectId")
+    if assignee_id is not None:
+        await projects.ensure_active_member(
+            session=session, project_id=project_id, user_id=assignee_id
+        )
+    session.add(task)
+    await session.flush()
+    return task
+
+
+async def update_task(*, session: AsyncSession, task_id: int, changes: TaskChanges) -> Task | None:
+    """Apply `changes` to a task (None when it is gone), keeping its assignee a member."""
+    task = await session.get(Task, task_id, with_for_update=True)
+    if task is None:
+        return None
+    values: dict[str, Any] = dict(changes)
+    if "title" in changes:
+        values["title"] = clean_title(changes["title"])
+    if "description" in changes:
+        values["description"] = clean_description(changes["description"])
+    if "assignee_id" in values:
+        values["assigned_to"] = values.pop("assignee_id")
+    await _check_placement(session, task, changes)
+    for name, value in values.items():
+        setattr(task, name, value)
+    task.updated_at = utcnow()
+    session.add(task)
+    await session.flush()
+    return task
+
+
+async def _check_placement(session: AsyncSession, task: Task, changes: TaskChanges) -> None:
+    """A task's assignee must be an active member of the project it ends up in."""
+    project_id = changes.get("project_id", task.project_id)
+    if "project_id" in changes and await session.get(Project, project_id) is None:
+        raise BadUserInput(f"No project has the id {project_id}.", field="projectId")
+    assignee_id = changes.get("assignee_id", task.assigned_to)
+    if assignee_id is None or ("assignee_id" not in changes and "project_id" not in changes):
+        return
+    field = "assigneeId" if "assignee_id" in changes else "projectId"
+    await projects.ensure_active_member(
+        session=session, project_id=project_id, user_id=assignee_id, field=field
+    )
+
+
+async def delete_task(*, session: AsyncSession, task_id: int) -> bool:
+    """Delete a task; False when there was none."""
+    result = await session.execute(sa.delete(Task).where(col(Task.id) == task_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

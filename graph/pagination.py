@@ -1,0 +1,138 @@
+"""Relay-style connections over keyset pages: opaque cursors, `first`/`after`, `totalCount`."""
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+
+from db.paging import Keyset, Page, PageRequest, SortKey
+from graph.context import Info
+from taskql.errors import BadUserInput
+
+NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+
+DEFAULT_PAGE_SIZE = 20
+
+
+@strawberry.enum(description="Which way an ordering runs.")
+class OrderDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.type(description="Where a page sits in its list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="True when the page starts after a cursor."
+    )
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="One item of a list, with the cursor that points at it.")
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type(description="A page of a list.")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    total_count: int = strawberry.field(
+        description="How many items the whole list holds, across all pages."
+    )
+
+
+def encode_cursor(sort: str, descending: bool, key: Keyset) -> str:
+    """An opaque cursor: the ordering it belongs to, the row's sort value and its id."""
+    value = key.value.isoformat() if isinstance(key.value, datetime) else key.value
+    raw = json.dumps([sort, "d" if descending else "a", value, key.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _cursor_value(kind: str, value: Any) -> Any:
+    if kind == "id" and value is None:
+        return None
+    if kind == "datetime" and isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            return parsed
+    elif (kind == "text" and isinstance(value, str)) or (
+        kind == "int" and type(value) is int  # bool is an int too
+    ):
+        return value
+    raise ValueError(value)
+
+
+def decode_cursor(cursor: str, sort: str, descending: bool, key: SortKey) -> Keyset:
+    """The keyset a cursor points at; BAD_USER_INPUT on `after` when it is not one of ours."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        name, direction, value, row_id = raw
+        if name != sort or direction != ("d" if descending else "a"):
+            raise BadUserInput(
+                "This cursor belongs to another ordering: repeat the orderBy it came with.",
+                field="after",
+            )
+        if type(row_id) is not int:
+            raise ValueError(row_id)
+        return Keyset(_cursor_value(key.kind, value), row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise BadUserInput("Invalid cursor.", field="after") from exc
+
+
+def _selects(selections: Iterable[Selection], name: str) -> bool:
+    for selection in selections:
+        if isinstance(selection, SelectedField) and selection.name == name:
+            return True
+        if isinstance(selection, FragmentSpread | InlineFragment) and _selects(
+            selection.selections, name
+        ):
+            return True
+    return False
+
+
+def page_request(
+    info: Info,
+    *,
+    first: int,
+    after: str | None,
+    sorts: Mapping[str, SortKey],
+    sort: str = "id",
+    descending: bool = False,
+) -> PageRequest:
+    """Check `first` and `after`; count the whole list only when `totalCount` is asked for."""
+    limit = info.context.settings.max_page_size
+    if not 0 <= first <= limit:
+        raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
+    keyset = None if after is None else decode_cursor(after, sort, descending, sorts[sort])
+    with_total = any(_selects(field.selections, "totalCount") for field in info.selected_fields)
+    return PageRequest(
+        first=first, sort=sort, descending=descending, after=keyset, with_total=with_total
+    )
+
+
+def to_connection(
+    page: Page[RowT], request: PageRequest, node: Callable[[RowT], NodeT]
+) -> Connection[NodeT]:
+    """Map a page of rows onto a connection of GraphQL nodes."""
+    cursors = [encode_cursor(request.sort, request.descending, key) for key in page.keys]
+    return Connection(
+        edges=[Edge(cursor=c, node=node(row)) for c, row in zip(cursors, page.items, strict=True)],
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        ),
+        total_count=page.total or 0,
+    )

@@ -1,0 +1,179 @@
+"""Tasks: task, tasks, createTask, updateTask and deleteTask."""
+
+import strawberry
+
+from auth import policy
+from db import tasks
+from db.models import TaskStatus
+from graph.context import Info
+from graph.pagination import DEFAULT_PAGE_SIZE, Connection, page_request, to_connection
+from graph.permissions import (
+    CanChangeTask,
+    CanSeeInputTask,
+    CanSeeNewTaskProject,
+    CanSeeTask,
+    IsAdmin,
+    IsAuthenticated,
+)
+from graph.types import TaskOrder, TaskType, given
+from taskql.errors import NotFound
+
+
+@strawberry.input(description="Every field narrows the list further.")
+class TaskFilter:
+    project_id: int | None = None
+    status: list[TaskStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses."
+    )
+    assignee_id: int | None = None
+    unassigned: bool | None = strawberry.field(
+        default=None, description="true: only unassigned tasks; false: only assigned ones."
+    )
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive, anywhere in the title or description."
+    )
+
+    def to_domain(self) -> tasks.TaskFilter:
+        return tasks.TaskFilter(
+            project_id=self.project_id,
+            statuses=None if self.status is None else tuple(self.status),
+            assignee_id=self.assignee_id,
+            unassigned=self.unassigned,
+            search=self.search,
+        )
+
+
+@strawberry.input
+class CreateTaskInput:
+    project_id: int
+    title: str = strawberry.field(description="Trimmed; 1 to 255 characters.")
+    description: str = strawberry.field(default="", description="At most 5000 characters.")
+    status: TaskStatus = TaskStatus.PENDING
+    assignee_id: int | None = strawberry.field(
+        default=None, description="An active member of the project."
+    )
+
+
+@strawberry.input(
+    description="Set only the fields to change. The assignee may set title, description and "
+    "status; the rest is for admins."
+)
+class UpdateTaskInput:
+    id: int
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    status: TaskStatus | None = strawberry.UNSET
+    assignee_id: int | None = strawberry.field(
+        default=strawberry.UNSET, description="null unassigns. An active member of the project."
+    )
+    project_id: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Move the task; its assignee must be a member there."
+    )
+
+    def changes(self) -> tasks.TaskChanges:
+        """The fields that are set; only assigneeId takes null."""
+        changes = tasks.TaskChanges()
+        if given(self.title, "title"):
+            changes["title"] = self.title
+        if given(self.description, "description"):
+            changes["description"] = self.description
+        if given(self.status, "status"):
+            changes["status"] = self.status
+        if self.assignee_id is not strawberry.UNSET:
+            changes["assignee_id"] = self.assignee_id
+        if given(self.project_id, "projectId"):
+            changes["project_id"] = self.project_id
+        return changes
+
+
+@strawberry.input
+class DeleteTaskInput:
+    id: int
+
+
+@strawberry.type
+class TaskPayload:
+    task: TaskType
+
+
+@strawberry.type
+class DeleteTaskPayload:
+    deleted_id: int
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        permission_classes=[CanSeeTask],
+        description="A task: admins see all, a user the tasks assigned to them.",
+    )
+    async def task(self, info: Info, id: int) -> TaskType | None:
+        found = await info.context.loaders.task_by_id.load(id)
+        return None if found is None else TaskType.from_model(found)
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Tasks: admins see all, a user the tasks assigned to them.",
+    )
+    async def tasks(
+        self,
+        info: Info,
+        filter: TaskFilter | None = None,
+        order_by: TaskOrder | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> Connection[TaskType]:
+        scope = policy.read_scope(await info.context.require_user())
+        sort, descending = TaskOrder.sort_of(order_by)
+        request = page_request(
+            info, first=first, after=after, sorts=tasks.TASK_SORTS, sort=sort, descending=descending
+        )
+        task_filter = (filter or TaskFilter()).to_domain()
+        async with info.context.session_factory() as session:
+            page = await tasks.list_tasks(
+                session=session, scope=scope, task_filter=task_filter, request=request
+            )
+        return to_connection(page, request, TaskType.from_model)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[CanSeeNewTaskProject, IsAdmin], description="Admins only."
+    )
+    async def create_task(self, info: Info, input: CreateTaskInput) -> TaskPayload:
+        user = await info.context.require_user()
+        async with info.context.session_factory.begin() as session:
+            task = await tasks.create_task(
+                session=session,
+                project_id=input.project_id,
+                title=input.title,
+                description=input.description,
+                status=input.status,
+                assignee_id=input.assignee_id,
+                created_by=user.id,
+            )
+        return TaskPayload(task=TaskType.from_model(task))
+
+    @strawberry.mutation(
+        permission_classes=[CanSeeInputTask, CanChangeTask],
+        description="Change a task: its assignee may change title, description and status.",
+    )
+    async def update_task(self, info: Info, input: UpdateTaskInput) -> TaskPayload:
+        async with info.context.session_factory.begin() as session:
+            task = await tasks.update_task(
+                session=session, task_id=input.id, changes=input.changes()
+            )
+        if task is None:
+            raise NotFound(f"No task has the id {input.id}.", field="id")
+        info.context.loaders.task_by_id.clear(input.id)
+        return TaskPayload(task=TaskType.from_model(task))
+
+    @strawberry.mutation(permission_classes=[CanSeeInputTask, IsAdmin], description="Admins only.")
+    async def delete_task(self, info: Info, input: DeleteTaskInput) -> DeleteTaskPayload:
+        async with info.context.session_factory.begin() as session:
+            deleted = await tasks.delete_task(session=session, task_id=input.id)
+        if not deleted:
+            raise NotFound(f"No task has the id {input.id}.", field="id")
+        info.context.loaders.task_by_id.clear(input.id)
+        return DeleteTaskPayload(deleted_id=input.id)

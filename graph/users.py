@@ -1,0 +1,144 @@
+"""Users: user, users, updateUser and changePassword."""
+
+import enum
+
+import strawberry
+
+from db import users
+from db.models import Role
+from graph.context import Info
+from graph.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    OrderDirection,
+    page_request,
+    to_connection,
+)
+from graph.permissions import CanSeeInputUser, CanSeeUser, CanUpdateUser, IsAdmin, IsAuthenticated
+from graph.types import UserType, given
+from taskql.errors import NotFound
+
+
+@strawberry.input(description="Every field narrows the list further.")
+class UserFilter:
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive, anywhere in the email or full name."
+    )
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+@strawberry.enum(description="What a user list can be ordered by; the id breaks ties.")
+class UserOrderField(enum.Enum):
+    CREATED_AT = "created_at"
+    EMAIL = "email"
+    FULL_NAME = "full_name"
+
+
+@strawberry.input(description="How to order users. Without it: by id, oldest first.")
+class UserOrder:
+    field: UserOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.input(description="Set only the fields to change.")
+class UpdateUserInput:
+    id: int
+    full_name: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The user themselves, or an admin."
+    )
+    role: Role | None = strawberry.field(default=strawberry.UNSET, description="Admins only.")
+    is_active: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Admins only. Deactivating revokes the user's tokens.",
+    )
+
+    def changes(self) -> users.UserChanges:
+        """The fields that are set; null is not a value any of them takes."""
+        changes = users.UserChanges()
+        if given(self.full_name, "fullName"):
+            changes["full_name"] = self.full_name
+        if given(self.role, "role"):
+            changes["role"] = self.role
+        if given(self.is_active, "isActive"):
+            changes["is_active"] = self.is_active
+        return changes
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str = strawberry.field(description="8 characters minimum, 72 bytes maximum.")
+
+
+@strawberry.type
+class UpdateUserPayload:
+    user: UserType
+
+
+@strawberry.type
+class ChangePasswordPayload:
+    user: UserType
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        permission_classes=[CanSeeUser],
+        description="A user: admins see anyone, a user themselves and who shares a project.",
+    )
+    async def user(self, info: Info, id: int) -> UserType | None:
+        found = await info.context.loaders.user_by_id.load(id)
+        return None if found is None else UserType.from_model(found)
+
+    @strawberry.field(permission_classes=[IsAdmin], description="Every user. Admins only.")
+    async def users(
+        self,
+        info: Info,
+        filter: UserFilter | None = None,
+        order_by: UserOrder | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> Connection[UserType]:
+        sort = "id" if order_by is None else order_by.field.value
+        descending = order_by is not None and order_by.direction == OrderDirection.DESC
+        request = page_request(
+            info, first=first, after=after, sorts=users.USER_SORTS, sort=sort, descending=descending
+        )
+        f = filter or UserFilter()
+        user_filter = users.UserFilter(search=f.search, role=f.role, is_active=f.is_active)
+        async with info.context.session_factory() as session:
+            page = await users.list_users(session=session, user_filter=user_filter, request=request)
+        return to_connection(page, request, UserType.from_model)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[CanSeeInputUser, CanUpdateUser],
+        description="Change a user: their own fullName, or (admins) anyone's role and isActive. "
+        "The last active admin cannot be demoted or deactivated (CONFLICT).",
+    )
+    async def update_user(self, info: Info, input: UpdateUserInput) -> UpdateUserPayload:
+        async with info.context.session_factory.begin() as session:
+            user = await users.update_user(
+                session=session, user_id=input.id, changes=input.changes()
+            )
+        if user is None:
+            raise NotFound(f"No user has the id {input.id}.", field="id")
+        info.context.loaders.user_by_id.clear(input.id)
+        return UpdateUserPayload(user=UserType.from_model(user))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Change your password; the current one is required. Revokes your refresh "
+        "tokens, so other sessions must log in again.",
+    )
+    async def change_password(
+        self, info: Info, input: ChangePasswordInput
+    ) -> ChangePasswordPayload:
+        user = await info.context.require_user()
+        await info.context.authenticator.change_password(
+            user=user, current=input.current_password, new=input.new_password
+        )
+        return ChangePasswordPayload(user=UserType.from_model(user))

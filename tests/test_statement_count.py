@@ -1,0 +1,85 @@
+"""DataLoaders keep the statement count of a page constant, whatever its size."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engine import SessionFactory
+from db.models import Project, ProjectMember, Role, Task
+from tests.conftest import Gql, TokenFor, UserFactory
+from tests.world import pk
+
+TASKS_PAGE = """
+query Page($first: Int!) {
+  tasks(first: $first) {
+    edges { node { id title status project { name } assignee { email } } }
+    totalCount
+  }
+}
+"""
+MAX_STATEMENTS = 4
+
+
+@contextmanager
+def counting_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement sent through the engine while the block runs."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])  # (conn, cursor, statement, parameters, context, many)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def seed(session_factory: SessionFactory, make_user: UserFactory, tasks: int) -> None:
+    """Tasks spread over 10 projects, each assigned to one of 20 members."""
+    people = [await make_user() for _ in range(20)]
+    async with session_factory.begin() as session:
+        projects = [Project(name=f"Project {i}") for i in range(10)]
+        session.add_all(projects)
+        await session.flush()
+        for i, person in enumerate(people):
+            session.add(ProjectMember(project_id=pk(projects[i % 10]), user_id=pk(person)))
+        session.add_all(
+            Task(
+                project_id=pk(projects[i % 20 % 10]),
+                title=f"Task {i}",
+                assigned_to=people[i % 20].id,
+            )
+            for i in range(tasks)
+        )
+
+
+async def test_task_page_costs_a_constant_number_of_statements(
+    gql: Gql,
+    engine: AsyncEngine,
+    session_factory: SessionFactory,
+    make_user: UserFactory,
+    token_for: TokenFor,
+) -> None:
+    await seed(session_factory, make_user, tasks=150)
+    token = token_for(await make_user(role=Role.ADMIN))
+
+    counts: dict[int, int] = {}
+    for first in (1, 100):
+        with counting_statements(engine) as statements:
+            data = (await gql(TASKS_PAGE, {"first": first}, token=token)).ok()
+        edges = data["tasks"]["edges"]
+        assert len(edges) == first
+        assert data["tasks"]["totalCount"] == 150
+        assert all(e["node"]["project"]["name"] and e["node"]["assignee"]["email"] for e in edges)
+        counts[first] = len(statements)
+        # The caller; the page with its total; the page's projects; the page's assignees.
+        assert len(statements) <= MAX_STATEMENTS, "\n".join(statements)
+
+    # The 100-task page really spans every project and assignee, and costs no more.
+    assert len({e["node"]["project"]["name"] for e in edges}) == 10
+    assert len({e["node"]["assignee"]["email"] for e in edges}) == 20
+    assert counts[1] == counts[100], counts
