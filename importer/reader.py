@@ -16,6 +16,7 @@ REQUIRED_COLUMNS = ("project_id", "title", "description", "status", "assigned_to
 # quote is never closed and keeps a single field from swallowing the file.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 BOM = "\ufeff"
+SNIFF_BYTES = 8192  # a binary file shows NUL bytes early
 _NAME_NOISE = re.compile(r"[\s_-]+")
 
 # The reader enforces MAX_RECORD_BYTES itself; the csv module's own limit (128 KiB) would
@@ -185,6 +186,8 @@ def scan_file(path: Path) -> Scan:
     Runs before anything is inserted, so a file that fails here imports nothing.
     """
     with path.open("rb") as stream:
+        if b"\x00" in stream.read(SNIFF_BYTES):
+            raise FileProblem("This is a binary file (it contains NUL bytes), not CSV text.")
         source = CsvSource(stream)
         first = source.next_record()
         if first is None:
