@@ -101,7 +101,7 @@ async def test_depth_20_is_refused(gql: Gql, admin_token: str) -> None:
 
 
 async def test_depth_at_the_limit_passes(gql: Gql, admin_token: str) -> None:
-    assert "QUERY_TOO_DEEP" not in (await gql(nested(10), token=admin_token)).codes
+    assert (await gql(nested(10), token=admin_token)).ok()["me"]["projects"]["edges"] == []
     assert (await gql(nested(11), token=admin_token)).codes == ["QUERY_TOO_DEEP"]
 
 
@@ -320,7 +320,7 @@ async def test_deep_introspection_is_still_limited(gql: Gql) -> None:
 
 async def test_limits_come_from_settings(client_for: ClientFor) -> None:
     client = await client_for(max_query_depth=3, max_aliases=1, max_tokens=20)
-    assert "QUERY_TOO_DEEP" not in (await post(client, nested(3))).codes
+    assert (await post(client, nested(3))).codes == ["UNAUTHENTICATED"]  # past the limits
     refused(await post(client, nested(4)), "QUERY_TOO_DEEP")
     assert (await post(client, aliases(1))).ok() == {"a0": "Query"}
     refused(await post(client, aliases(2)), "TOO_MANY_ALIASES")
