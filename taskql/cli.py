@@ -1,4 +1,4 @@
-"""The `taskql` command: serve, migrate, create-admin, export-schema."""
+"""The `taskql` command: serve, migrate, create-admin, export-schema, worker, import."""
 
 import argparse
 import asyncio
@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(handler=cmd_export_schema)
+
+    from taskql.import_commands import add_import_commands
+
+    add_import_commands(sub)
     return parser
 
 

@@ -4,7 +4,12 @@ upload request, and running the queued jobs."""
 import csv
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -134,3 +139,66 @@ async def download_report(
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return await client.get(f"/imports/{job_id}/errors.csv", headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedCsv:
+    content: bytes
+    valid_titles: set[str]
+    invalid_lines: set[int]
+
+
+def generate_csv(rows: int, *, world: World, tag: str = "t", every: int = 20) -> GeneratedCsv:
+    """`rows` data rows with unique titles; every `every`-th one has an unknown status."""
+    lines = [HEADER]
+    valid: set[str] = set()
+    invalid: set[int] = set()
+    for i in range(rows):
+        title = f"{tag}-{i:07d}"
+        if i % every == every - 1:
+            lines.append(f"{world.project_id},{title},broken,Someday,")
+            invalid.add(i + 2)  # line 1 is the header
+        else:
+            lines.append(f'{world.project_id},{title},"desc, {i}",Pending,{world.member_id}')
+            valid.add(title)
+    return GeneratedCsv(("\n".join(lines) + "\n").encode(), valid, invalid)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def process_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The environment for a spawned server or worker on the test's database and upload dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQL_", "JWT_", "IMPORT_"))}
+    env.update(
+        ENVIRONMENT="test",
+        DATABASE_URL=settings.database_url,
+        JWT_SECRET_KEY=settings.jwt_secret_key,
+        UPLOAD_DIR=str(settings.upload_dir),
+        BCRYPT_ROUNDS="4",
+        LOG_LEVEL="INFO",
+    )
+    env.update(overrides)
+    return env
+
+
+def taskql_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m taskql.cli ARGS`, its output in `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "taskql.cli", *args], env=env, stdout=out, stderr=out
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
