@@ -134,10 +134,12 @@ async def list_users(
 async def update_user(*, session: AsyncSession, user_id: int, changes: UserChanges) -> User | None:
     """Apply `changes`; None when the user is gone. Deactivating revokes their refresh tokens.
 
-    Leaving no active admin is a CONFLICT. The active admins are locked first (PostgreSQL), so
-    two admins demoting each other at once cannot both succeed.
+    Leaving no active admin is a CONFLICT. Role and activity changes lock the active admins first,
+    always in id order (PostgreSQL), so two admins demoting each other at once cannot both succeed
+    and cannot deadlock.
     """
-    user = await session.get(User, user_id, with_for_update=True)
+    admins = await _lock_active_admins(session) if changes.keys() - {"full_name"} else set()
+    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
     if user is None:
         return None
     if "full_name" in changes:
@@ -145,9 +147,12 @@ async def update_user(*, session: AsyncSession, user_id: int, changes: UserChang
     role = changes.get("role", user.role)
     is_active = changes.get("is_active", user.is_active)
     was_active_admin = user.role == Role.ADMIN and user.is_active
-    if was_active_admin and not (role == Role.ADMIN and is_active):
-        field = "role" if role != Role.ADMIN else "isActive"
-        await _ensure_another_active_admin(session, user_id, field)
+    if was_active_admin and not (role == Role.ADMIN and is_active) and not admins - {user_id}:
+        raise Conflict(
+            "This is the last active admin: make another user an admin before demoting or "
+            "deactivating this one.",
+            field="role" if role != Role.ADMIN else "isActive",
+        )
     if user.is_active and not is_active:
         await revoke_user_tokens(session=session, user_id=user_id)
     user.role, user.is_active, user.updated_at = role, is_active, utcnow()
@@ -156,16 +161,11 @@ async def update_user(*, session: AsyncSession, user_id: int, changes: UserChang
     return user
 
 
-async def _ensure_another_active_admin(session: AsyncSession, user_id: int, field: str) -> None:
+async def _lock_active_admins(session: AsyncSession) -> set[int]:
     query = (
         sa.select(col(User.id))
         .where(col(User.role) == Role.ADMIN, col(User.is_active).is_(True))
+        .order_by(col(User.id))
         .with_for_update()
     )
-    admins = set((await session.execute(query)).scalars())
-    if not admins - {user_id}:
-        raise Conflict(
-            "This is the last active admin: promote another user before demoting or deactivating "
-            "this one.",
-            field=field,
-        )
+    return {admin_id for admin_id in (await session.execute(query)).scalars() if admin_id}

@@ -1,11 +1,14 @@
 """Users over GraphQL: who sees whom and which fields, listing, updateUser, changePassword."""
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from db import users
 from db.engine import SessionFactory
 from db.models import Role
+from taskql.errors import Conflict
 from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
 from tests.world import World, build_world, pk
 
@@ -193,3 +196,27 @@ async def test_change_password(gql: Gql, world: World) -> None:
     assert refresh.codes == ["UNAUTHENTICATED"]
     assert (await login(gql, "member@example.com")).codes == ["UNAUTHENTICATED"]
     (await login(gql, "member@example.com", "a new long secret")).ok()
+
+
+async def test_two_admins_stepping_down_at_once_leave_one(
+    backend: str, world: World, make_user: UserFactory, session_factory: SessionFactory
+) -> None:
+    """The second demotion waits for the first one's locks, then sees it and refuses."""
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writer at a time; the row locks are PostgreSQL's")
+    second = await make_user(role=Role.ADMIN)
+    demote: users.UserChanges = {"role": Role.USER}
+
+    async def demote_second() -> None:
+        async with session_factory.begin() as session:
+            await users.update_user(session=session, user_id=pk(second), changes=demote)
+
+    async with session_factory.begin() as session:
+        await users.update_user(session=session, user_id=pk(world.admin), changes=demote)
+        waiting = asyncio.create_task(demote_second())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # blocked on the admins' row locks
+    with pytest.raises(Conflict):
+        await waiting
+    async with session_factory() as session:
+        assert await users.count_active_admins(session=session) == 1
