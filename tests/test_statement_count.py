@@ -83,3 +83,47 @@ async def test_task_page_costs_a_constant_number_of_statements(
     assert len({e["node"]["project"]["name"] for e in edges}) == 10
     assert len({e["node"]["assignee"]["email"] for e in edges}) == 20
     assert counts[1] == counts[100], counts
+
+
+PROJECTS_PAGE = """
+query Page($first: Int!) {
+  projects(first: $first) {
+    edges { node {
+      name
+      members { totalCount edges { node { email } } }
+      tasks(first: 5) { totalCount edges { node { title assignee { fullName } } } }
+      taskCounts { total pending inProgress done }
+    } }
+  }
+}
+"""
+
+
+async def test_nested_lists_are_batched_per_page(
+    gql: Gql,
+    engine: AsyncEngine,
+    session_factory: SessionFactory,
+    make_user: UserFactory,
+    token_for: TokenFor,
+) -> None:
+    """A member's projects with members, tasks and counts: one statement per list, not per row."""
+    await seed(session_factory, make_user, tasks=150)
+    member = await make_user()
+    async with session_factory.begin() as session:
+        for project_id in range(1, 11):
+            session.add(ProjectMember(project_id=project_id, user_id=pk(member)))
+            session.add(Task(project_id=project_id, title="Mine", assigned_to=pk(member)))
+    token = token_for(member)
+
+    counts: dict[int, int] = {}
+    for first in (1, 10):
+        with counting_statements(engine) as statements:
+            data = (await gql(PROJECTS_PAGE, {"first": first}, token=token)).ok()
+        projects = [edge["node"] for edge in data["projects"]["edges"]]
+        assert len(projects) == first
+        for project in projects:
+            assert project["members"]["totalCount"] == 3
+            assert project["taskCounts"]["total"] == project["tasks"]["totalCount"] == 1
+        counts[first] = len(statements)
+    # The caller, projects, members, tasks (with totals), assignees, counts.
+    assert counts == {1: 6, 10: 6}
