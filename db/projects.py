@@ -67,6 +67,7 @@ def clean_name(name: str) -> str:
 
 
 def clean_description(description: str) -> str:
+    """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
     if len(description) > DESCRIPTION_MAX:
         raise BadUserInput(
             f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
@@ -98,6 +99,7 @@ def _conditions(scope: ReadScope, project_filter: ProjectFilter) -> list[ColumnE
 
 
 async def get_projects(*, session: AsyncSession, project_ids: Sequence[int]) -> list[Project]:
+    """The projects with these ids that exist, in any order."""
     result = await session.execute(sa.select(Project).where(col(Project.id).in_(project_ids)))
     return list(result.scalars())
 
@@ -187,6 +189,7 @@ async def ensure_active_member(
 async def create_project(
     *, session: AsyncSession, name: str, description: str, created_by: int | None
 ) -> Project:
+    """Insert a project after checking its name and description."""
     project = Project(
         name=clean_name(name), description=clean_description(description), created_by=created_by
     )

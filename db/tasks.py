@@ -72,6 +72,7 @@ def clean_title(title: str) -> str:
 
 
 def clean_description(description: str) -> str:
+    """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
     if len(description) > DESCRIPTION_MAX:
         raise BadUserInput(
             f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
@@ -105,6 +106,7 @@ def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement
 
 
 async def get_tasks(*, session: AsyncSession, task_ids: Sequence[int]) -> list[Task]:
+    """The tasks with these ids that exist, in any order."""
     result = await session.execute(sa.select(Task).where(col(Task.id).in_(task_ids)))
     return list(result.scalars())
 
