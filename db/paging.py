@@ -180,9 +180,3 @@ async def _count_per_parent(
         .group_by(nested.parent)
     )
     return {int(pid): int(n) for pid, n in (await session.execute(query)).all()}
-
-
-def escape_like(text: str) -> str:
-    """A LIKE pattern that matches `text` anywhere, with its wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"

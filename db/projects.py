@@ -12,17 +12,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from auth.policy import ReadScope
-from db.models import DESCRIPTION_MAX, NAME_MAX, Project, ProjectMember, Task, User, utcnow
+from db.models import NAME_MAX, Project, ProjectMember, Task, User, utcnow
 from db.paging import (
     BY_ID,
     Nested,
     Page,
     PageRequest,
     SortKey,
-    escape_like,
     fetch_nested_pages,
     fetch_page,
 )
+from db.tasks import clean_description
+from db.text import clean_text, search_condition
 from taskql.errors import BadUserInput, Conflict
 
 PROJECT_SORTS: dict[str, SortKey] = {
@@ -60,19 +61,9 @@ class ProjectChanges(TypedDict, total=False):
 
 def clean_name(name: str) -> str:
     """Trimmed, 1 to NAME_MAX characters, else BAD_USER_INPUT on `name`."""
-    cleaned = name.strip()
-    if not 1 <= len(cleaned) <= NAME_MAX:
-        raise BadUserInput(f"A project name must be 1 to {NAME_MAX} characters.", field="name")
-    return cleaned
-
-
-def clean_description(description: str) -> str:
-    """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
-    if len(description) > DESCRIPTION_MAX:
-        raise BadUserInput(
-            f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
-        )
-    return description
+    return clean_text(
+        name, field="name", what="A project name", min_length=1, max_length=NAME_MAX, trim=True
+    )
 
 
 def _has_member(user_id: int) -> ColumnElement[bool]:
@@ -88,13 +79,8 @@ def _conditions(scope: ReadScope, project_filter: ProjectFilter) -> list[ColumnE
     if project_filter.member_id is not None:
         conditions.append(_has_member(project_filter.member_id))
     if project_filter.search:
-        pattern = escape_like(project_filter.search)
-        conditions.append(
-            sa.or_(
-                col(Project.name).ilike(pattern, escape="\\"),
-                col(Project.description).ilike(pattern, escape="\\"),
-            )
-        )
+        search = project_filter.search
+        conditions.append(search_condition(search, col(Project.name), col(Project.description)))
     return conditions
 
 

@@ -18,10 +18,10 @@ from db.paging import (
     Page,
     PageRequest,
     SortKey,
-    escape_like,
     fetch_nested_pages,
     fetch_page,
 )
+from db.text import clean_text, search_condition
 from taskql.errors import BadUserInput
 
 # Statuses sort in workflow order, not alphabetically.
@@ -65,19 +65,16 @@ class TaskChanges(TypedDict, total=False):
 
 def clean_title(title: str) -> str:
     """Trimmed, 1 to TITLE_MAX characters, else BAD_USER_INPUT on `title`."""
-    cleaned = title.strip()
-    if not 1 <= len(cleaned) <= TITLE_MAX:
-        raise BadUserInput(f"A title must be 1 to {TITLE_MAX} characters.", field="title")
-    return cleaned
+    return clean_text(
+        title, field="title", what="A title", min_length=1, max_length=TITLE_MAX, trim=True
+    )
 
 
 def clean_description(description: str) -> str:
     """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
-    if len(description) > DESCRIPTION_MAX:
-        raise BadUserInput(
-            f"A description must be at most {DESCRIPTION_MAX} characters.", field="description"
-        )
-    return description
+    return clean_text(
+        description, field="description", what="A description", max_length=DESCRIPTION_MAX
+    )
 
 
 def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement[bool]]:
@@ -95,13 +92,7 @@ def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement
         assigned = col(Task.assigned_to)
         conditions.append(assigned.is_(None) if f.unassigned else assigned.is_not(None))
     if f.search:
-        pattern = escape_like(f.search)
-        conditions.append(
-            sa.or_(
-                col(Task.title).ilike(pattern, escape="\\"),
-                col(Task.description).ilike(pattern, escape="\\"),
-            )
-        )
+        conditions.append(search_condition(f.search, col(Task.title), col(Task.description)))
     return conditions
 
 

@@ -11,9 +11,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from db.models import NAME_MAX, Role, User, utcnow
-from db.paging import BY_ID, Page, PageRequest, SortKey, escape_like, fetch_page
+from db.paging import BY_ID, Page, PageRequest, SortKey, fetch_page
 from db.refresh_tokens import revoke_user_tokens
-from taskql.errors import BadUserInput, Conflict
+from db.text import clean_text, refuse_nul, search_condition
+from taskql.errors import Conflict
 
 USER_SORTS: dict[str, SortKey] = {
     "id": BY_ID,
@@ -45,6 +46,9 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
 
 
 async def get_user_by_email(*, session: AsyncSession, email: str) -> User | None:
+    """The user with this email in any letter case, if any."""
+    if "\x00" in email:  # no stored email holds one, and PostgreSQL would refuse the query
+        return None
     result = await session.execute(sa.select(User).where(col(User.email) == normalize_email(email)))
     return result.scalar_one_or_none()
 
@@ -64,8 +68,8 @@ async def create_user(
 ) -> User:
     """Insert a user; a taken email (in any letter case) is a CONFLICT."""
     user = User(
-        email=normalize_email(email),
-        full_name=full_name.strip(),
+        email=refuse_nul(normalize_email(email), field="email"),
+        full_name=refuse_nul(full_name.strip(), field="fullName"),
         hashed_password=hashed_password,
         role=role,
     )
@@ -94,22 +98,16 @@ async def set_password(*, session: AsyncSession, user: User, hashed_password: st
 
 def clean_full_name(full_name: str) -> str:
     """Trimmed, 1 to NAME_MAX characters, else BAD_USER_INPUT on `fullName`."""
-    cleaned = full_name.strip()
-    if not 1 <= len(cleaned) <= NAME_MAX:
-        raise BadUserInput(f"Full name must be 1 to {NAME_MAX} characters.", field="fullName")
-    return cleaned
+    return clean_text(
+        full_name, field="fullName", what="Full name", min_length=1, max_length=NAME_MAX, trim=True
+    )
 
 
 def _conditions(user_filter: UserFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if user_filter.search:
-        pattern = escape_like(user_filter.search)
-        conditions.append(
-            sa.or_(
-                col(User.email).ilike(pattern, escape="\\"),
-                col(User.full_name).ilike(pattern, escape="\\"),
-            )
-        )
+        search = user_filter.search
+        conditions.append(search_condition(search, col(User.email), col(User.full_name)))
     if user_filter.role is not None:
         conditions.append(col(User.role) == user_filter.role)
     if user_filter.is_active is not None:

@@ -1,0 +1,34 @@
+"""Checks for text that is stored or searched. PostgreSQL text cannot hold NUL characters, so they
+are refused up front as BAD_USER_INPUT rather than failing in the database."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from taskql.errors import BadUserInput
+
+
+def refuse_nul(value: str, *, field: str) -> str:
+    """The value, unless it holds a NUL character (BAD_USER_INPUT on `field`)."""
+    if "\x00" in value:
+        raise BadUserInput("Text must not contain NUL characters.", field=field)
+    return value
+
+
+def clean_text(
+    value: str, *, field: str, what: str, max_length: int, min_length: int = 0, trim: bool = False
+) -> str:
+    """`value` (trimmed when asked) if its length fits, else BAD_USER_INPUT on `field`."""
+    cleaned = refuse_nul(value.strip() if trim else value, field=field)
+    if not min_length <= len(cleaned) <= max_length:
+        bounds = f"at most {max_length}" if min_length == 0 else f"{min_length} to {max_length}"
+        raise BadUserInput(f"{what} must be {bounds} characters.", field=field)
+    return cleaned
+
+
+def search_condition(text: str, *columns: sa.SQLColumnExpression[Any]) -> ColumnElement[bool]:
+    """Case-insensitive: `text` anywhere in any of `columns`, its wildcards taken literally."""
+    refuse_nul(text, field="search")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(*(c.ilike(f"%{escaped}%", escape="\\") for c in columns))

@@ -1,0 +1,74 @@
+"""Text inputs PostgreSQL cannot store or search (NUL characters) are BAD_USER_INPUT, not a 500."""
+
+from typing import Any
+
+import pytest
+
+from db.engine import SessionFactory
+from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
+from tests.world import World, build_world, pk
+
+NUL = "a\x00b"
+SEARCHES = [
+    "query($s: String) { tasks(filter: {search: $s}) { totalCount } }",
+    "query($s: String) { projects(filter: {search: $s}) { totalCount } }",
+    "query($s: String) { users(filter: {search: $s}) { totalCount } }",
+]
+WRITES: list[tuple[str, Any, str]] = [
+    (
+        "mutation($i: CreateTaskInput!) { createTask(input: $i) { task { id } } }",
+        lambda w: {"projectId": pk(w.apollo), "title": NUL},
+        "title",
+    ),
+    (
+        "mutation($i: UpdateTaskInput!) { updateTask(input: $i) { task { id } } }",
+        lambda w: {"id": pk(w.spec), "description": NUL},
+        "description",
+    ),
+    (
+        "mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id } } }",
+        lambda w: {"name": NUL},
+        "name",
+    ),
+    (
+        "mutation($i: UpdateUserInput!) { updateUser(input: $i) { user { id } } }",
+        lambda w: {"id": pk(w.admin), "fullName": NUL},
+        "fullName",
+    ),
+    (
+        "mutation($i: RegisterInput!) { register(input: $i) { id } }",
+        lambda w: {"email": "nul@example.com", "password": DEFAULT_PASSWORD, "fullName": NUL},
+        "fullName",
+    ),
+]
+
+
+@pytest.fixture
+async def world(
+    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
+) -> World:
+    return await build_world(session_factory, make_user, token_for)
+
+
+@pytest.mark.parametrize("query", SEARCHES)
+async def test_search_refuses_nul(gql: Gql, world: World, query: str) -> None:
+    result = await gql(query, {"s": NUL}, token=world.token("admin"))
+    assert result.codes == ["BAD_USER_INPUT"], result.body
+    assert result.errors[0]["extensions"]["field"] == "search"
+    # Backslashes are ordinary characters.
+    assert (await gql(query, {"s": "\\"}, token=world.token("admin"))).ok()
+
+
+@pytest.mark.parametrize(("mutation", "build", "field"), WRITES)
+async def test_writes_refuse_nul(
+    gql: Gql, world: World, mutation: str, build: Any, field: str
+) -> None:
+    result = await gql(mutation, {"i": build(world)}, token=world.token("admin"))
+    assert result.codes == ["BAD_USER_INPUT"], result.body
+    assert result.errors[0]["extensions"]["field"] == field
+
+
+async def test_login_with_nul_is_just_wrong(gql: Gql, world: World) -> None:
+    login = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }"
+    result = await gql(login, {"i": {"email": NUL, "password": DEFAULT_PASSWORD}})
+    assert result.codes == ["UNAUTHENTICATED"]
