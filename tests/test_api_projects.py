@@ -242,3 +242,35 @@ async def test_filters_and_orderings(
         PROJECTS, {"filter": {"memberId": pk(world.outsider)}}, token=world.token("member")
     )
     assert mine.ok()["projects"] == {"totalCount": 0, "edges": []}
+
+
+async def test_project_tasks_take_an_ordering_and_pages(
+    gql: Gql, world: World, session_factory: SessionFactory
+) -> None:
+    async with session_factory.begin() as session:
+        session.add(Task(project_id=pk(world.apollo), title="Ship", status=TaskStatus.DONE))
+        session.add(Task(project_id=pk(world.zephyr), title="Wrap", status=TaskStatus.DONE))
+    query = """
+    query($after: String) {
+      projects { edges { node { name
+        tasks(first: 2, after: $after, orderBy: {field: STATUS, direction: DESC}) {
+          totalCount pageInfo { hasNextPage endCursor } edges { node { title status } } }
+      } } }
+    }
+    """
+    admin = world.token("admin")
+    first = (await gql(query, token=admin)).ok()["projects"]["edges"]
+    apollo = first[0]["node"]["tasks"]
+    assert [e["node"]["title"] for e in apollo["edges"]] == ["Ship", "Write spec"]
+    assert apollo["totalCount"] == 3
+    assert apollo["pageInfo"]["hasNextPage"] is True
+    zephyr = first[1]["node"]["tasks"]
+    assert [e["node"]["title"] for e in zephyr["edges"]] == ["Wrap", "Other work"]
+    assert zephyr["pageInfo"]["hasNextPage"] is False
+
+    after = apollo["pageInfo"]["endCursor"]
+    rest = (await gql(query, {"after": after}, token=admin)).ok()["projects"]["edges"]
+    apollo = rest[0]["node"]["tasks"]
+    assert [e["node"]["title"] for e in apollo["edges"]] == ["Review spec"]
+    assert apollo["totalCount"] == 3
+    assert apollo["pageInfo"]["hasNextPage"] is False
