@@ -21,6 +21,8 @@ class PasswordPolicyError(ValueError):
 
 def password_problem(password: str) -> str | None:
     """What is wrong with a new password, or None."""
+    if "\x00" in password:
+        return "Password must not contain NUL characters."
     if len(password) < MIN_PASSWORD_CHARS:
         return f"Password must be at least {MIN_PASSWORD_CHARS} characters long."
     if len(password.encode()) > MAX_PASSWORD_BYTES:

@@ -100,6 +100,7 @@ async def test_register_rejects_bad_input(gql: Gql) -> None:
         ({"email": "x@example.com", "password": "short"}, "BAD_USER_INPUT", "password"),
         ({"email": "x@example.com", "password": "é" * 37}, "BAD_USER_INPUT", "password"),
         ({"email": "not-an-email", "password": DEFAULT_PASSWORD}, "BAD_USER_INPUT", "email"),
+        ({"email": "x@example.com", "password": "nul\x00inside"}, "BAD_USER_INPUT", "password"),
     ]
     for fields, code, field in cases:
         result = await gql(REGISTER, {"input": {**fields, "fullName": "X"}})
