@@ -17,6 +17,7 @@ from db.models import (
     Project,
     ProjectMember,
     User,
+    UTCDateTime,
     metadata,
 )
 
@@ -54,16 +55,18 @@ async def lookup_references(
     *, session: AsyncSession, project_ids: set[int], user_ids: set[int]
 ) -> References:
     """Three set-based queries for a whole batch, never one per row."""
+    # Core statements on the session's connection: plain rows, no ORM loading machinery.
+    conn = await session.connection()
     projects: set[int] = set()
     if project_ids:
-        found = await session.execute(
+        found = await conn.execute(
             sa.select(col(Project.id)).where(col(Project.id).in_(project_ids))
         )
-        projects = {pid for pid in found.scalars() if pid is not None}
+        projects = {pid for (pid,) in found if pid is not None}
     active: set[int] = set()
     inactive: set[int] = set()
     if user_ids:
-        users = await session.execute(
+        users = await conn.execute(
             sa.select(col(User.id), col(User.is_active)).where(col(User.id).in_(user_ids))
         )
         for user_id, is_active in users:
@@ -71,12 +74,12 @@ async def lookup_references(
                 (active if is_active else inactive).add(user_id)
     memberships: set[tuple[int, int]] = set()
     if projects and active:
-        pairs = await session.execute(
+        pairs = await conn.execute(
             sa.select(col(ProjectMember.project_id), col(ProjectMember.user_id)).where(
                 col(ProjectMember.project_id).in_(projects), col(ProjectMember.user_id).in_(active)
             )
         )
-        memberships = {(int(p), int(u)) for p, u in pairs}
+        memberships = {(p, u) for p, u in pairs}
     return References(projects, active, inactive, memberships)
 
 
@@ -278,20 +281,67 @@ async def _copy(conn: AsyncConnection, table: str, columns: Sequence[str], rows:
     await driver.copy_records_to_table(table, records=rows, columns=list(columns))
 
 
+def _driver_rows(
+    table: sa.Table, columns: Sequence[str], rows: list[Any], dialect: sa.Dialect
+) -> list[Any]:
+    """Rows for a driver-level executemany: timestamps in the dialect's own storage format.
+
+    A batch shares its timestamps, so each distinct value is converted once.
+    """
+    converters: dict[int, Any] = {}
+    for index, name in enumerate(columns):
+        column_type = table.c[name].type
+        if isinstance(column_type, UTCDateTime):
+            converters[index] = column_type.bind_processor(dialect)
+    if not converters:
+        return rows
+    converted: dict[tuple[int, Any], Any] = {}
+    out = []
+    for row in rows:
+        values = list(row)
+        for index, convert in converters.items():
+            key = (index, values[index])
+            if key not in converted:
+                converted[key] = convert(values[index])
+            values[index] = converted[key]
+        out.append(tuple(values))
+    return out
+
+
+async def _executemany(
+    conn: AsyncConnection, table_name: str, columns: Sequence[str], rows: list[Any]
+) -> None:
+    """One INSERT executed for all rows by the driver, skipping per-row SQLAlchemy processing."""
+    table = metadata.tables[table_name]
+    statement = sa.insert(table).values({name: sa.bindparam(name) for name in columns})
+    compiled = statement.compile(dialect=conn.dialect)
+    assert list(compiled.positiontup or ()) == list(columns), compiled.positiontup
+    await conn.exec_driver_sql(str(compiled), _driver_rows(table, columns, rows, conn.dialect))
+
+
 async def _bulk_insert(
     session: AsyncSession, table: str, columns: Sequence[str], rows: list[Any]
 ) -> None:
-    """One statement for all rows: COPY on PostgreSQL, an executemany INSERT elsewhere."""
+    """One statement for all rows: COPY on PostgreSQL, an executemany INSERT on SQLite."""
     if not rows:
         return
     conn = await session.connection()
     assert conn.in_transaction(), "bulk loads must run inside the batch's transaction"
     if conn.dialect.name == "postgresql":
         await _copy(conn, table, columns, rows)
-        return
-    await conn.execute(
-        sa.insert(metadata.tables[table]), [dict(zip(columns, row, strict=True)) for row in rows]
-    )
+    else:
+        await _executemany(conn, table, columns, rows)
+
+
+async def relax_commit_durability(*, session: AsyncSession) -> None:
+    """PostgreSQL: do not wait for this transaction's WAL flush when it commits.
+
+    Safe for import batches: a database crash can only lose the newest commits whole (the rows
+    together with the checkpoint that counts them), so the job resumes before them.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 async def insert_tasks(*, session: AsyncSession, rows: list[TaskRecord]) -> None:

@@ -20,16 +20,15 @@ import anyio
 
 from db import imports
 from db.engine import SessionFactory
-from db.imports import ErrorRecord, LeaseLost, TaskRecord
+from db.imports import LeaseLost
 from db.models import ImportJob, ImportStatus, utcnow
+from importer import batches
 from importer.reader import CsvSource, FileProblem, Header, Scan, parse_header, scan_file
 from importer.storage import remove_quietly, stored_path
-from importer.validation import CandidateRow, check_references, check_row, referenced_ids
 from taskql.settings import Settings
 
 logger = logging.getLogger("taskql.importer")
 
-REPORT_CELL_MAX = 10_000  # longer cells are cut in the stored report (the reason says why)
 GIVE_UP_MESSAGE = "The import stopped after {n} attempts; the server log has the errors."
 
 
@@ -43,26 +42,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    rows: list[CandidateRow]
-    offset: int
-    line: int
-
-
-def read_batch(source: CsvSource, header: Header, size: int) -> Batch:
-    """Parse and check up to `size` rows (blocking: runs in a thread)."""
-    rows = [check_row(record, header) for record in source.read_records(size)]
-    return Batch(rows=rows, offset=source.offset, line=source.line)
-
-
-def stored_cells(cells: list[str]) -> str:
-    return json.dumps(
-        [cell if len(cell) <= REPORT_CELL_MAX else cell[:REPORT_CELL_MAX] + "…" for cell in cells],
-        ensure_ascii=False,
-    )
 
 
 def scan_message(scan: Scan) -> str | None:
@@ -157,8 +136,7 @@ class ImportRunner:
             scan = await anyio.to_thread.run_sync(scan_file, path)
             job = await self._record_scan(job, lease, scan)
         header = parse_header(json.loads(job.header or "[]"))
-        with path.open("rb") as stream:
-            source = CsvSource(stream, offset=job.checkpoint_offset, line=job.checkpoint_line)
+        with CsvSource(path, offset=job.checkpoint_offset, line=job.checkpoint_line) as source:
             await self._load_all(job, lease, source, header)
         await self._finish(job, lease, ImportStatus.SUCCEEDED, None)
 
@@ -182,71 +160,38 @@ class ImportRunner:
     async def _load_all(
         self, job: ImportJob, lease: str, source: CsvSource, header: Header
     ) -> None:
-        """Load batches while the next one is parsed in a thread (the database works meanwhile)."""
-        read = functools.partial(read_batch, source, header, self.settings.import_batch_size)
-        pending = asyncio.ensure_future(anyio.to_thread.run_sync(read))
+        """A two-stage pipeline: while one batch commits, the next is read, checked, looked up
+        and split (in a thread), so the database and the parsing work at the same time."""
+        pending = asyncio.ensure_future(self._prepare(job, source, header))
         try:
             while True:
-                batch = await pending
-                if not batch.rows:
+                load = await pending
+                if load is None:
                     return
-                pending = asyncio.ensure_future(anyio.to_thread.run_sync(read))
-                job = await self._load(job, lease, batch)
+                pending = asyncio.ensure_future(self._prepare(job, source, header))
+                await batches.commit_batch(self.sessions, job.id, lease, load)
+                job.rows_processed += len(load.tasks) + len(load.errors)
+                job.rows_imported += len(load.tasks)
+                job.rows_failed += len(load.errors)
+                self._report(job)
         finally:
             if not pending.done():
                 pending.cancel()
-                with suppress(asyncio.CancelledError, FileProblem):
+                with suppress(asyncio.CancelledError, Exception):
                     await pending
 
-    async def _load(self, job: ImportJob, lease: str, batch: Batch) -> ImportJob:
-        """One transaction: check references, insert tasks and error rows, move the checkpoint."""
-        now = utcnow()
-        tasks: list[TaskRecord] = []
-        errors: list[ErrorRecord] = []
-        async with self.sessions() as session, session.begin():
-            project_ids, user_ids = referenced_ids(batch.rows)
-            refs = await imports.lookup_references(
-                session=session, project_ids=project_ids, user_ids=user_ids
-            )
-            for row in batch.rows:
-                check_references(row, refs)
-                if row.reasons:
-                    errors.append(
-                        (job.id, row.line, stored_cells(row.cells), "; ".join(row.reasons))
-                    )
-                else:
-                    assert row.project_id is not None
-                    assert row.status is not None
-                    tasks.append(
-                        (
-                            row.project_id,
-                            row.title,
-                            row.description,
-                            row.status,
-                            row.assignee_id,
-                            job.created_by,
-                            now,
-                            now,
-                        )
-                    )
-            # The fenced checkpoint goes first: it locks the job row and proves the lease.
-            await imports.advance(
-                session=session,
-                job_id=job.id,
-                lease=lease,
-                imported=len(tasks),
-                failed=len(errors),
-                offset=batch.offset,
-                line=batch.line,
-                now=now,
-            )
-            await imports.insert_tasks(session=session, rows=tasks)
-            await imports.insert_row_errors(session=session, rows=errors)
-        job.rows_processed += len(batch.rows)
-        job.rows_imported += len(tasks)
-        job.rows_failed += len(errors)
-        self._report(job)
-        return job
+    async def _prepare(
+        self, job: ImportJob, source: CsvSource, header: Header
+    ) -> batches.LoadBatch | None:
+        size = self.settings.import_batch_size
+        parsed = await anyio.to_thread.run_sync(batches.read_batch, source, header, size)
+        if not parsed.rows:
+            return None
+        refs = await batches.lookup(self.sessions, parsed)
+        split = functools.partial(
+            batches.split_batch, parsed, refs, job.id, job.created_by, utcnow()
+        )
+        return await anyio.to_thread.run_sync(split)
 
     def _report(self, job: ImportJob) -> None:
         if self.on_progress is not None:

@@ -1,15 +1,12 @@
 """Row validation: the checks one row allows on its own, then the set-based reference checks."""
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from db.imports import References
 from db.models import DESCRIPTION_MAX, TITLE_MAX, TaskStatus
 from importer.reader import Header, Record
 
 ID_MAX = 2**31 - 1  # the database's INTEGER
-_DIGITS = re.compile(r"[0-9]{1,10}")
 _STATUS_WORDS = {status.value: status for status in TaskStatus}
 STATUS_CHOICES = "Pending, In Progress or Done"
 SHOWN_VALUE_MAX = 40
@@ -28,69 +25,82 @@ def parse_status(value: str) -> TaskStatus | None:
 
 
 def parse_id(value: str) -> int | None:
-    """A positive database id written as plain digits, else None."""
+    """A positive database id written as plain ASCII digits, else None."""
     text = value.strip()
-    if not _DIGITS.fullmatch(text):
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
         return None
     number = int(text)
     return number if 0 < number <= ID_MAX else None
 
 
-@dataclass(slots=True)
 class CandidateRow:
     """One data row, parsed; `reasons` lists everything wrong with it so far."""
 
-    line: int
-    cells: list[str]
-    project_id: int | None = None
-    title: str = ""
-    description: str = ""
-    status: TaskStatus | None = None
-    assignee_id: int | None = None
-    reasons: list[str] = field(default_factory=list)
+    __slots__ = ("assignee_id", "cells", "description", "line", "project_id", "reasons",
+                 "status", "title")  # fmt: skip
+
+    def __init__(
+        self,
+        line: int,
+        cells: list[str],
+        reasons: list[str],
+        project_id: int | None = None,
+        title: str = "",
+        description: str = "",
+        status: TaskStatus | None = None,
+        assignee_id: int | None = None,
+    ) -> None:
+        self.line = line
+        self.cells = cells
+        self.reasons = reasons
+        self.project_id = project_id
+        self.title = title
+        self.description = description
+        self.status = status
+        self.assignee_id = assignee_id
 
 
 def check_row(record: Record, header: Header) -> CandidateRow:
     """Every check that needs only the row itself."""
-    row = CandidateRow(line=record.line, cells=record.cells)
-    if len(record.cells) != len(header.names):
-        row.reasons.append(
-            f"the row has {len(record.cells)} fields, the header has {len(header.names)}"
+    line, cells = record
+    if len(cells) != len(header.names):
+        shape = f"the row has {len(cells)} fields, the header has {len(header.names)}"
+        return CandidateRow(line, cells, [shape])
+    reasons: list[str] = []
+    at_project, at_title, at_description, at_status, at_assignee = header.order
+    raw_project = cells[at_project]
+    project_id = parse_id(raw_project)
+    if project_id is None:
+        reasons.append(
+            f"project_id {_show(raw_project)} is not a valid id"
+            if raw_project.strip()
+            else "project_id is required"
         )
-        return row
-    at = header.positions
-    raw_project = record.cells[at["project_id"]]
-    row.project_id = parse_id(raw_project)
-    if row.project_id is None:
-        row.reasons.append(
-            "project_id is required"
-            if not raw_project.strip()
-            else f"project_id {_show(raw_project)} is not a valid id"
+    title = cells[at_title].strip()
+    if not title:
+        reasons.append("title is required")
+    elif len(title) > TITLE_MAX:
+        reasons.append(f"title has {len(title)} characters, the limit is {TITLE_MAX}")
+    description = cells[at_description].strip()
+    if len(description) > DESCRIPTION_MAX:
+        reasons.append(
+            f"description has {len(description)} characters, the limit is {DESCRIPTION_MAX}"
         )
-    row.title = record.cells[at["title"]].strip()
-    if not row.title:
-        row.reasons.append("title is required")
-    elif len(row.title) > TITLE_MAX:
-        row.reasons.append(f"title has {len(row.title)} characters, the limit is {TITLE_MAX}")
-    row.description = record.cells[at["description"]].strip()
-    if len(row.description) > DESCRIPTION_MAX:
-        row.reasons.append(
-            f"description has {len(row.description)} characters, the limit is {DESCRIPTION_MAX}"
-        )
-    raw_status = record.cells[at["status"]]
-    row.status = parse_status(raw_status)
-    if row.status is None:
-        row.reasons.append(
+    raw_status = cells[at_status]
+    status = _STATUS_WORDS.get(raw_status.strip().upper().replace(" ", "_"))
+    if status is None:
+        reasons.append(
             f"status {_show(raw_status)} is not one of {STATUS_CHOICES}"
             if raw_status.strip()
             else f"status is required ({STATUS_CHOICES})"
         )
-    raw_assignee = record.cells[at["assigned_to"]]
-    if raw_assignee.strip():
-        row.assignee_id = parse_id(raw_assignee)
-        if row.assignee_id is None:
-            row.reasons.append(f"assigned_to {_show(raw_assignee)} is not a valid user id")
-    return row
+    raw_assignee = cells[at_assignee]
+    assignee_id = None
+    if raw_assignee and not raw_assignee.isspace():
+        assignee_id = parse_id(raw_assignee)
+        if assignee_id is None:
+            reasons.append(f"assigned_to {_show(raw_assignee)} is not a valid user id")
+    return CandidateRow(line, cells, reasons, project_id, title, description, status, assignee_id)
 
 
 def referenced_ids(rows: Sequence[CandidateRow]) -> tuple[set[int], set[int]]:
