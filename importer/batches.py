@@ -9,7 +9,7 @@ from db import imports
 from db.engine import SessionFactory
 from db.imports import ErrorRecord, References, TaskRecord
 from importer.reader import CsvSource, Header
-from importer.validation import CandidateRow, check_references, check_row, referenced_ids
+from importer.validation import CandidateRow, check_references, check_rows, referenced_ids
 
 REPORT_CELL_MAX = 10_000  # longer cells are cut in the stored report (the reason says why)
 
@@ -32,7 +32,7 @@ class LoadBatch:
 
 def read_batch(source: CsvSource, header: Header, size: int) -> ParsedBatch:
     """Parse and check up to `size` rows (blocking: runs in a thread)."""
-    rows = [check_row(record, header) for record in source.read_records(size)]
+    rows = check_rows(source.read_records(size), header)
     return ParsedBatch(rows=rows, offset=source.offset, line=source.line)
 
 

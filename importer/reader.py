@@ -92,7 +92,9 @@ def parse_header(cells: list[str]) -> Header:
 
 def _is_blank(cells: list[str]) -> bool:
     # Blank lines, and rows of empty cells that spreadsheets leave behind, are skipped.
-    return not any(cells) or not any(cell.strip() for cell in cells)
+    if cells and cells[0] and not cells[0].isspace():
+        return False  # the usual case, decided without a loop
+    return not any(cell.strip() for cell in cells)
 
 
 def _whole_lines(stream: BinaryIO) -> Iterator[bytes]:
@@ -212,17 +214,17 @@ class CsvSource:
     def read_records(self, limit: int) -> list[Record]:
         """Up to `limit` non-blank records; fewer only at the end of the file."""
         records: list[Record] = []
+        append = records.append
         reader = self._reader
         base = self._base_line
         start = reader.line_num
         try:
-            while len(records) < limit:
-                start = reader.line_num
-                cells = next(reader, None)
-                if cells is None:
-                    break
+            for cells in reader:
                 if not _is_blank(cells):
-                    records.append((base + start + 1, cells))
+                    append((base + start + 1, cells))
+                    if len(records) >= limit:
+                        break
+                start = reader.line_num
         except csv.Error as exc:
             raise csv_problem(exc, base + start + 1, base + reader.line_num) from None
         except UnicodeDecodeError:

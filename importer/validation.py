@@ -60,44 +60,79 @@ class CandidateRow:
         self.assignee_id = assignee_id
 
 
-def check_row(record: Record, header: Header) -> CandidateRow:
-    """Every check that needs only the row itself."""
-    line, cells = record
-    if len(cells) != len(header.names):
-        shape = f"the row has {len(cells)} fields, the header has {len(header.names)}"
-        return CandidateRow(line, cells, [shape])
+class _Parsed:
+    """Per-batch memo of parsed ids and statuses: a file repeats the same few values a lot."""
+
+    __slots__ = ("ids", "statuses")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int | None] = {}
+        self.statuses: dict[str, TaskStatus | None] = {}
+
+    def id(self, raw: str) -> int | None:
+        try:
+            return self.ids[raw]
+        except KeyError:
+            parsed = self.ids[raw] = parse_id(raw)
+            return parsed
+
+    def status(self, raw: str) -> TaskStatus | None:
+        try:
+            return self.statuses[raw]
+        except KeyError:
+            parsed = self.statuses[raw] = parse_status(raw)
+            return parsed
+
+
+def check_rows(records: list[Record], header: Header) -> list[CandidateRow]:
+    """Every check that needs only the rows themselves."""
+    width = len(header.names)
+    order = header.order
+    parsed = _Parsed()
+    rows = []
+    for line, cells in records:
+        if len(cells) != width:
+            shape = f"the row has {len(cells)} fields, the header has {width}"
+            rows.append(CandidateRow(line, cells, [shape]))
+        else:
+            rows.append(_check_cells(line, cells, order, parsed))
+    return rows
+
+
+def _check_cells(
+    line: int, cells: list[str], order: tuple[int, ...], parsed: _Parsed
+) -> CandidateRow:
     reasons: list[str] = []
-    at_project, at_title, at_description, at_status, at_assignee = header.order
-    raw_project = cells[at_project]
-    project_id = parse_id(raw_project)
+    raw_project, raw_title, raw_description, raw_status, raw_assignee = (cells[i] for i in order)
+    project_id = parsed.id(raw_project)
     if project_id is None:
         reasons.append(
             f"project_id {_show(raw_project)} is not a valid id"
             if raw_project.strip()
             else "project_id is required"
         )
-    title = cells[at_title].strip()
-    if not title:
-        reasons.append("title is required")
-    elif len(title) > TITLE_MAX:
-        reasons.append(f"title has {len(title)} characters, the limit is {TITLE_MAX}")
-    description = cells[at_description].strip()
+    title = raw_title.strip()
+    if not title or len(title) > TITLE_MAX:
+        reasons.append(
+            f"title has {len(title)} characters, the limit is {TITLE_MAX}"
+            if title
+            else "title is required"
+        )
+    description = raw_description.strip()
     if len(description) > DESCRIPTION_MAX:
         reasons.append(
             f"description has {len(description)} characters, the limit is {DESCRIPTION_MAX}"
         )
-    raw_status = cells[at_status]
-    status = _STATUS_WORDS.get(raw_status.strip().upper().replace(" ", "_"))
+    status = parsed.status(raw_status)
     if status is None:
         reasons.append(
             f"status {_show(raw_status)} is not one of {STATUS_CHOICES}"
             if raw_status.strip()
             else f"status is required ({STATUS_CHOICES})"
         )
-    raw_assignee = cells[at_assignee]
     assignee_id = None
     if raw_assignee and not raw_assignee.isspace():
-        assignee_id = parse_id(raw_assignee)
+        assignee_id = parsed.id(raw_assignee)
         if assignee_id is None:
             reasons.append(f"assigned_to {_show(raw_assignee)} is not a valid user id")
     return CandidateRow(line, cells, reasons, project_id, title, description, status, assignee_id)

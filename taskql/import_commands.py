@@ -46,12 +46,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 async def _worker(settings: "Settings", count: int, until_idle: bool) -> int:
     from db.engine import make_engine, make_session_factory
-    from importer.runner import ImportRunner
+    from importer.runner import ImportRunner, settle_heap
 
     engine = make_engine(settings.database_url)
     try:
         await _check_migrated(engine)
         runners = [ImportRunner(make_session_factory(engine), settings) for _ in range(count)]
+        settle_heap()
         if until_idle:
             done = await asyncio.gather(*(runner.run_until_idle() for runner in runners))
             print(f"taskql worker: processed {sum(done)} job(s); the queue is empty")

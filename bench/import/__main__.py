@@ -60,7 +60,8 @@ SQLITE_INSERT = (
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 UPLOAD = "mutation($f: Upload!) { importTasks(file: $f) { id } }"
-JOB = "query($id: ID!) { importJob(id: $id) { status rowsImported rowsFailed message } }"
+JOB = """query($id: ID!) { importJob(id: $id) {
+    status rowsImported rowsFailed message startedAt finishedAt } }"""
 
 
 def free_port() -> int:
@@ -279,9 +280,12 @@ async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path
         ceiling_kind = "INSERT"
     assert loaded == case.valid, (loaded, case.valid)
     rate = case.rows / result.total_seconds
+    started = datetime.fromisoformat(str(job["startedAt"]))
+    runner_seconds = (datetime.fromisoformat(str(job["finishedAt"])) - started).total_seconds()
     return (
         f"{case.database:<10} {case.rows:>9,} rows  upload {result.upload_seconds:6.1f} s  "
-        f"to SUCCEEDED {result.total_seconds:6.1f} s  {rate:8,.0f} rows/s  | "
+        f"to SUCCEEDED {result.total_seconds:6.1f} s  {rate:8,.0f} rows/s  "
+        f"(runner {runner_seconds:5.1f} s)  | "
         f"plain {ceiling_kind} {ceiling:8,.0f} rows/s  ratio {rate / ceiling:4.0%}  | "
         f"server peak RSS {peak_rss:6.1f} MiB (before upload {idle_rss:6.1f} MiB)"
     )
