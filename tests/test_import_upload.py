@@ -12,6 +12,7 @@ from taskql.settings import Settings
 from tests.conftest import Gql, TokenFor, UserFactory
 from tests.importing import (
     IMPORT_JOB,
+    IMPORT_TASKS,
     SEED_CSV,
     build_world,
     download_report,
@@ -202,3 +203,11 @@ async def test_import_job_lookup_errors(
     user_token = token_for(await make_user())
     assert (await gql(IMPORT_JOB, {"id": "x"}, token=user_token)).codes == ["FORBIDDEN"]
     assert ImportStatus.QUEUED.value == "QUEUED"
+
+
+async def test_a_file_variable_that_is_not_a_file_part_is_bad_input(
+    gql: Gql, admin_token: str
+) -> None:
+    result = await gql(IMPORT_TASKS, {"file": "not a file"}, token=admin_token)
+    assert result.codes == ["BAD_USER_INPUT"]
+    assert result.errors[0]["extensions"]["field"] == "file"
