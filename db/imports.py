@@ -112,6 +112,7 @@ async def create_job(
 
 
 async def get_job(*, session: AsyncSession, job_id: str) -> ImportJob | None:
+    """The job as the database has it now (not a stale copy from the session)."""
     return await session.get(ImportJob, job_id, populate_existing=True)
 
 
@@ -131,12 +132,14 @@ async def list_jobs(
 
 
 async def count_jobs(*, session: AsyncSession) -> int:
+    """How many import jobs there are."""
     return int(
         (await session.execute(sa.select(sa.func.count()).select_from(ImportJob))).scalar_one()
     )
 
 
 async def newest_job_for_user(*, session: AsyncSession, user_id: int) -> ImportJob | None:
+    """The last job this user uploaded."""
     query = (
         sa.select(ImportJob)
         .where(col(ImportJob.created_by) == user_id)
@@ -206,6 +209,7 @@ async def _fenced_update(
 
 
 async def heartbeat(*, session: AsyncSession, job_id: str, lease: str, now: datetime) -> None:
+    """The runner holding `lease` is alive."""
     await _fenced_update(session, job_id, lease, {"heartbeat_at": now})
 
 
@@ -263,6 +267,7 @@ async def finish_job(
     now: datetime,
     message: str | None = None,
 ) -> None:
+    """End the job (SUCCEEDED or FAILED) and release its lease."""
     values: dict[str, Any] = {"status": status, "finished_at": now, "lease": None}
     if message is not None:
         values["message"] = message
@@ -345,10 +350,12 @@ async def relax_commit_durability(*, session: AsyncSession) -> None:
 
 
 async def insert_tasks(*, session: AsyncSession, rows: list[TaskRecord]) -> None:
+    """A batch's valid rows, in one statement."""
     await _bulk_insert(session, "task", TASK_COLUMNS, rows)
 
 
 async def insert_row_errors(*, session: AsyncSession, rows: list[ErrorRecord]) -> None:
+    """A batch's rejected rows, in one statement."""
     await _bulk_insert(session, "import_row_error", ERROR_COLUMNS, rows)
 
 

@@ -46,6 +46,7 @@ async def lookup(session_factory: SessionFactory, batch: ParsedBatch) -> Referen
 
 
 def stored_cells(cells: list[str]) -> str:
+    """A rejected row's cells as JSON, for the report."""
     return json.dumps(
         [cell if len(cell) <= REPORT_CELL_MAX else cell[:REPORT_CELL_MAX] + "…" for cell in cells],
         ensure_ascii=False,

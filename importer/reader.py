@@ -202,6 +202,7 @@ class CsvSource:
         self.offset = offset
 
     def close(self) -> None:
+        """Close both file handles."""
         self._text.close()
         self._counter._stream.close()
 

@@ -81,6 +81,7 @@ class ReportSigner:
         ).digest()
 
     def signature(self, job_id: str, expires: int) -> str:
+        """HMAC-SHA256 of the job id and the expiry, hex."""
         message = f"{job_id}:{expires}".encode()
         return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
 

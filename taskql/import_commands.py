@@ -40,6 +40,7 @@ async def _check_migrated(engine: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """`taskql worker`: run import runners until stopped (or the queue is empty)."""
     settings = _ready_settings()
     return asyncio.run(_worker(settings, args.runners, args.until_idle))
 
@@ -99,11 +100,13 @@ class ProgressBar:
             print(text, file=self.out, flush=True)
 
     def close(self) -> None:
+        """End the bar's line."""
         if self.tty:
             print(file=self.out)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """`taskql import FILE.csv`: one import, run here, with a progress bar."""
     from db.models import ImportStatus
     from taskql.errors import TaskQLError
 

@@ -292,6 +292,7 @@ async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path
 
 
 def main() -> None:
+    """Generate, import and measure each size on each database; print a summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.import", description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument(
