@@ -27,7 +27,7 @@ async def test_concurrent_read_then_write_transactions_all_succeed(
 
     await asyncio.gather(*(read_then_write(f"name {i}") for i in range(4)))
     async with session_factory() as session:
-        final = await session.scalar(sa.select(User.full_name).where(col(User.id) == user.id))
+        final = await session.scalar(sa.select(col(User.full_name)).where(col(User.id) == user.id))
     assert final in {f"name {i}" for i in range(4)}
 
 
@@ -51,7 +51,7 @@ async def test_reads_run_concurrently_beside_a_writer(
     await writer_holds_lock.wait()
     async with session_factory() as session:
         seen = await asyncio.wait_for(
-            session.scalar(sa.select(User.full_name).where(col(User.id) == user.id)), timeout=5
+            session.scalar(sa.select(col(User.full_name)).where(col(User.id) == user.id)), timeout=5
         )
     release_writer.set()
     await task
