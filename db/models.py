@@ -143,6 +143,9 @@ class Task(SQLModel, table=True):
         sa.Index("ix_task_project_id_id", "project_id", "id"),
         sa.Index("ix_task_assigned_to_id", "assigned_to", "id"),
         sa.Index("ix_task_status_id", "status", "id"),
+        # The CREATED_AT and UPDATED_AT orderings page through these without sorting the table.
+        sa.Index("ix_task_created_at_id", "created_at", "id"),
+        sa.Index("ix_task_updated_at_id", "updated_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
