@@ -19,7 +19,7 @@ from db import migrate
 from db.engine import make_engine, make_session_factory
 from graph.context import TaskQLRouter, get_context
 from graph.schema import build_schema
-from importer.runner import background_runner
+from importer.runner import background_runner, settle_heap
 from taskql import reports
 from taskql.bootstrap import ensure_admin_from_env
 from taskql.csrf import MultipartCsrfGuard
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare_database(settings, engine)
         await ensure_admin_from_env(authenticator, settings.admin_email, settings.admin_password)
+        # Each request leaves many short-lived objects; frozen, the start-up heap (schema,
+        # models, modules) is no longer walked by the collections they trigger.
+        settle_heap()
         try:
             async with background_runner(authenticator.session_factory, settings):
                 yield

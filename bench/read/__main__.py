@@ -100,7 +100,6 @@ def server_env(url: str, workdir: Path) -> dict[str, str]:
         ENVIRONMENT="development",
         LOG_LEVEL="WARNING",
         UPLOAD_DIR=str(workdir / "uploads"),
-        RUN_IMPORT_WORKER="false",
     )
     return env
 
