@@ -48,6 +48,10 @@ migrate: $(STAMP) ## Apply pending migrations to DATABASE_URL
 schema: $(STAMP) ## Re-export schema.graphql from the code
 	$(BIN)/taskql export-schema --output schema.graphql
 
+.PHONY: bench-read
+bench-read: $(STAMP) ## Read benchmark: 100k tasks, taskql serve --workers 2, wrk at 32 connections (needs wrk)
+	$(BIN)/python -m bench.read $(BENCH_ARGS)
+
 .PHONY: lock
 lock: ## Re-resolve the newest allowed versions into requirements.lock
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
