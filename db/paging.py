@@ -5,7 +5,7 @@ page 1,000 costs what page 1 does. The id breaks ties and makes every position u
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -56,6 +56,12 @@ class Page(Generic[T]):
     has_next: bool
     has_previous: bool
     total: int | None
+    # Per item, the rows `fetch_page(joined=...)` read with it (None where an outer join missed).
+    related: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+# A related entity read with each row of a page, and how it joins (outer) to the page's entity.
+Joined = tuple[type[Any], ColumnElement[bool]]
 
 
 def _order_by(sort: SortKey, id_column: sa.SQLColumnExpression[Any], descending: bool) -> list[Any]:
@@ -78,7 +84,13 @@ def _after(
     return [beyond]
 
 
-def _page(rows: Sequence[Any], sort: SortKey, request: PageRequest, total: int | None) -> Page[Any]:
+def _page(
+    rows: Sequence[Any],
+    sort: SortKey,
+    request: PageRequest,
+    total: int | None,
+    related: Sequence[tuple[Any, ...]] = (),
+) -> Page[Any]:
     items = list(rows[: request.first])
     return Page(
         items=items,
@@ -86,6 +98,7 @@ def _page(rows: Sequence[Any], sort: SortKey, request: PageRequest, total: int |
         has_next=len(rows) > request.first,
         has_previous=request.after is not None,
         total=total,
+        related=list(related[: request.first]),
     )
 
 
@@ -97,9 +110,14 @@ async def fetch_page(
     conditions: Sequence[ColumnElement[bool]],
     sort: SortKey,
     request: PageRequest,
+    joined: Sequence[Joined] = (),
 ) -> Page[T]:
-    """One page of `entity` rows matching `conditions`; the total comes in the same statement."""
-    query = sa.select(entity).where(*conditions, *_after(sort, id_column, request))
+    """One page of `entity` rows matching `conditions`; the total comes in the same statement,
+    and so do the `joined` rows of each item (`Page.related`)."""
+    query = sa.select(entity)
+    for related, onclause in joined:
+        query = query.add_columns(related).outerjoin(related, onclause)
+    query = query.where(*conditions, *_after(sort, id_column, request))
     if request.with_total:
         counted = sa.select(sa.func.count()).select_from(entity).where(*conditions)
         query = query.add_columns(counted.correlate(None).scalar_subquery())
@@ -108,12 +126,13 @@ async def fetch_page(
     total: int | None = None
     if request.with_total:
         if rows:
-            total = int(rows[0][1])
+            total = int(rows[0][-1])
         elif request.after is None:
             total = 0
         else:  # an empty page after a cursor says nothing about the rows before it
             total = int((await session.execute(counted)).scalar_one())
-    return _page([row[0] for row in rows], sort, request, total)
+    with_rows = [tuple(row[1 : 1 + len(joined)]) for row in rows] if joined else []
+    return _page([row[0] for row in rows], sort, request, total, with_rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,10 @@ from sqlmodel import col
 
 from auth.policy import ReadScope
 from db import projects
-from db.models import DESCRIPTION_MAX, TITLE_MAX, Project, Task, TaskStatus, utcnow
+from db.models import DESCRIPTION_MAX, TITLE_MAX, Project, Task, TaskStatus, User, utcnow
 from db.paging import (
     BY_ID,
+    Joined,
     Nested,
     Page,
     PageRequest,
@@ -103,9 +104,24 @@ async def get_tasks(*, session: AsyncSession, task_ids: Sequence[int]) -> list[T
 
 
 async def list_tasks(
-    *, session: AsyncSession, scope: ReadScope, task_filter: TaskFilter, request: PageRequest
+    *,
+    session: AsyncSession,
+    scope: ReadScope,
+    task_filter: TaskFilter,
+    request: PageRequest,
+    with_project: bool = False,
+    with_assignee: bool = False,
 ) -> Page[Task]:
-    """The tasks the scope may read that match the filter, one page of them."""
+    """The tasks the scope may read that match the filter, one page of them.
+
+    With `with_project`/`with_assignee`, each item's Project / assignee User (or None) comes in
+    the same statement, in `Page.related`, in that order.
+    """
+    joined: list[Joined] = []
+    if with_project:
+        joined.append((Project, col(Project.id) == col(Task.project_id)))
+    if with_assignee:
+        joined.append((User, col(User.id) == col(Task.assigned_to)))
     return await fetch_page(
         session,
         entity=Task,
@@ -113,6 +129,7 @@ async def list_tasks(
         conditions=_conditions(scope, task_filter),
         sort=TASK_SORTS[request.sort],
         request=request,
+        joined=joined,
     )
 
 

@@ -4,7 +4,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -99,6 +99,22 @@ def _selects(selections: Iterable[Selection], name: str) -> bool:
         ):
             return True
     return False
+
+
+def _children(selections: Iterable[Selection], name: str) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField) and selection.name == name:
+            yield selection
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            yield from _children(selection.selections, name)
+
+
+def node_selects(info: Info, name: str) -> bool:
+    """Whether the query asks for `edges { node { <name> } }` of this connection field."""
+    level = [f for f in info.selected_fields if isinstance(f, SelectedField)]
+    for step in ("edges", "node", name):
+        level = [child for parent in level for child in _children(parent.selections, step)]
+    return bool(level)
 
 
 def page_request(

@@ -4,9 +4,16 @@ import strawberry
 
 from auth import policy
 from db import tasks
-from db.models import TaskStatus
+from db.models import Task, TaskStatus
+from db.paging import Page
 from graph.context import Info
-from graph.pagination import DEFAULT_PAGE_SIZE, Connection, page_request, to_connection
+from graph.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    node_selects,
+    page_request,
+    to_connection,
+)
 from graph.permissions import (
     CanChangeTask,
     CanSeeInputTask,
@@ -101,6 +108,16 @@ class DeleteTaskPayload:
     deleted_id: int
 
 
+def prime_related(info: Info, page: Page[Task], *, with_project: bool, with_assignee: bool) -> None:
+    """Hand the rows joined to a page of tasks to the loaders of their relations."""
+    loaders = info.context.loaders
+    for related in page.related:
+        if with_project and (project := related[0]) is not None:
+            loaders.project_by_id.prime(project.id, project)
+        if with_assignee and (assignee := related[-1]) is not None:
+            loaders.user_by_id.prime(assignee.id, assignee)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -129,10 +146,19 @@ class Query:
             info, first=first, after=after, sorts=tasks.TASK_SORTS, sort=sort, descending=descending
         )
         task_filter = (filter or TaskFilter()).to_domain()
+        # The page's projects and assignees come in the page's own statement when the query
+        # asks for them, and prime the loaders that `Task.project`/`Task.assignee` read.
+        with_project, with_assignee = node_selects(info, "project"), node_selects(info, "assignee")
         async with info.context.session_factory() as session:
             page = await tasks.list_tasks(
-                session=session, scope=scope, task_filter=task_filter, request=request
+                session=session,
+                scope=scope,
+                task_filter=task_filter,
+                request=request,
+                with_project=with_project,
+                with_assignee=with_assignee,
             )
+        prime_related(info, page, with_project=with_project, with_assignee=with_assignee)
         return to_connection(page, request, TaskType.from_model)
 
 

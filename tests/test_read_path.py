@@ -1,5 +1,6 @@
-"""The read path's engine settings on PostgreSQL: reads skip BEGIN/ROLLBACK, writes keep their
-transaction, closed connections are replaced without a round trip, and the pool does not churn."""
+"""The read path: on PostgreSQL reads skip BEGIN/ROLLBACK, writes keep their transaction, closed
+connections are replaced without a round trip, and the pool does not churn; on both databases a
+page of tasks reads the projects and assignees it shows in its own statement."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -10,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
-from db.engine import make_engine, make_session_factory
-from db.models import Project
+from db.engine import SessionFactory, make_engine, make_session_factory
+from db.models import Project, Task
+from tests.conftest import Gql, UserFactory
 
 
 @pytest.fixture
@@ -104,3 +106,75 @@ async def test_the_pool_does_not_open_connections_beyond_its_size(
     pids = await asyncio.gather(*(read() for _ in range(20)))
     assert len(set(pids)) == 1
     assert connects <= 1
+
+
+TASKS_WITH_RELATIONS = """
+query Page($first: Int!) {
+  tasks(first: $first) { totalCount edges { node { ...Row } } }
+}
+fragment Row on Task { id title project { id name } ... on Task { assignee { id email } } }
+"""
+TASKS_ALONE = "{ tasks(first: 5) { edges { node { id title } } } }"
+
+
+async def seed_tasks(session_factory: SessionFactory, make_user: UserFactory) -> list[int]:
+    """Three projects, two members, seven tasks; the last one unassigned. Returns user ids."""
+    people = [await make_user(), await make_user()]
+    async with session_factory.begin() as session:
+        projects = [Project(name=f"P{i}") for i in range(3)]
+        session.add_all(projects)
+        await session.flush()
+        for i in range(7):
+            project, person = projects[i % 3], people[i % 2]
+            assert project.id is not None
+            assert person.id is not None
+            session.add(
+                Task(
+                    project_id=project.id, title=f"T{i}", assigned_to=None if i == 6 else person.id
+                )
+            )
+    return [p.id for p in people if p.id is not None]
+
+
+async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
+    gql: Gql,
+    engine: AsyncEngine,
+    session_factory: SessionFactory,
+    make_user: UserFactory,
+    admin_token: str,
+) -> None:
+    people = await seed_tasks(session_factory, make_user)
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        data = (await gql(TASKS_WITH_RELATIONS, {"first": 10}, token=admin_token)).ok()
+        assert len(statements) == 2, statements  # the caller; the page, its total and relations
+        statements.clear()
+        (await gql(TASKS_ALONE, token=admin_token)).ok()
+        assert len(statements) == 2
+        assert " JOIN " not in statements[1]  # nothing joined that the query did not ask for
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+    nodes = [edge["node"] for edge in data["tasks"]["edges"]]
+    assert data["tasks"]["totalCount"] == 7
+    assert [n["title"] for n in nodes] == [f"T{i}" for i in range(7)]
+    assert [n["project"]["name"] for n in nodes] == [f"P{i % 3}" for i in range(7)]
+    assert [n["assignee"] and n["assignee"]["id"] for n in nodes] == [
+        *(people[i % 2] for i in range(6)),
+        None,
+    ]
+    # The same task through its own loaders agrees with the joined rows.
+    one = await gql(
+        "query($id: Int!) { task(id: $id) { project { name } assignee { email } } }",
+        {"id": nodes[4]["id"]},
+        token=admin_token,
+    )
+    assert one.ok()["task"] == {
+        "project": {"name": nodes[4]["project"]["name"]},
+        "assignee": {"email": nodes[4]["assignee"]["email"]},
+    }
