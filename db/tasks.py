@@ -97,10 +97,18 @@ def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement
     return conditions
 
 
-async def get_tasks(*, session: AsyncSession, task_ids: Sequence[int]) -> list[Task]:
-    """The tasks with these ids that exist, in any order."""
-    result = await session.execute(sa.select(Task).where(col(Task.id).in_(task_ids)))
-    return list(result.scalars())
+async def get_tasks(
+    *, session: AsyncSession, task_ids: Sequence[int]
+) -> list[tuple[Task, Project | None, User | None]]:
+    """The tasks with these ids that exist, in any order, each with its project and assignee
+    (None when it has none), in one statement."""
+    query = (
+        sa.select(Task, Project, User)
+        .outerjoin(Project, col(Project.id) == col(Task.project_id))
+        .outerjoin(User, col(User.id) == col(Task.assigned_to))
+        .where(col(Task.id).in_(task_ids))
+    )
+    return [(task, project, user) for task, project, user in (await session.execute(query)).all()]
 
 
 async def list_tasks(

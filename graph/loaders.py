@@ -84,7 +84,15 @@ class Loaders:
 
     async def _tasks_by_id(self, ids: Sequence[int]) -> list[Task | None]:
         async with self._session_factory() as session:
-            found = {t.id: t for t in await tasks.get_tasks(session=session, task_ids=ids)}
+            rows = await tasks.get_tasks(session=session, task_ids=ids)
+        found: dict[int | None, Task] = {}
+        # The task's project and assignee came in the same statement: prime their loaders.
+        for task, project, assignee in rows:
+            found[task.id] = task
+            if project is not None and project.id is not None:
+                self.project_by_id.prime(project.id, project)
+            if assignee is not None and assignee.id is not None:
+                self.user_by_id.prime(assignee.id, assignee)
         return [found.get(i) for i in ids]
 
     async def _members_by_project(self, keys: Sequence[ProjectPageKey]) -> list[Page[User]]:

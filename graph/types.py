@@ -4,7 +4,9 @@ Relations resolve through the request's DataLoaders, so a page of N rows costs o
 relation, not N.
 """
 
+import asyncio
 import enum
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeGuard, TypeVar
 
@@ -120,6 +122,26 @@ class TaskCounts:
     done: int
 
 
+M = TypeVar("M")
+R = TypeVar("R")
+
+
+def loaded(value: Awaitable[M], convert: Callable[[M], R]) -> R | Awaitable[R]:
+    """`convert` of a DataLoader's value: at once when the loader already holds it, else an
+    awaitable of it (graphql-core accepts either from a resolver)."""
+    if isinstance(value, asyncio.Future) and value.done():
+        return convert(value.result())
+
+    async def later() -> R:
+        return convert(await value)
+
+    return later()
+
+
+def _user_type(user: models.User | None) -> UserType | None:
+    return None if user is None else UserType.from_model(user)
+
+
 async def _user(info: Info, user_id: int | None) -> UserType | None:
     user = None if user_id is None else await info.context.loaders.user_by_id.load(user_id)
     return None if user is None else UserType.from_model(user)
@@ -221,16 +243,24 @@ class TaskType:
             created_by_id=task.created_by,
         )
 
-    @strawberry.field(description="The project the task belongs to.")
-    async def project(self, info: Info) -> ProjectType:
-        project = await info.context.loaders.project_by_id.load(self.project_id)
+    # Sync resolvers: when the page already primed the loader (graph/tasks.py), the value comes
+    # back at once, and graphql-core schedules no coroutine for each of the page's rows.
+    @strawberry.field(description="The project the task belongs to.", graphql_type=ProjectType)
+    def project(self, info: Info) -> ProjectType | Awaitable[ProjectType]:
+        return loaded(info.context.loaders.project_by_id.load(self.project_id), self._project)
+
+    def _project(self, project: models.Project | None) -> ProjectType:
         if project is None:  # deleted since the task was read (tasks go with their project)
             raise NotFound(f"No project has the id {self.project_id}.")
         return ProjectType.from_model(project)
 
-    @strawberry.field(description="Who the task is assigned to, if anyone.")
-    async def assignee(self, info: Info) -> UserType | None:
-        return await _user(info, self.assignee_id)
+    @strawberry.field(
+        description="Who the task is assigned to, if anyone.", graphql_type=UserType | None
+    )
+    def assignee(self, info: Info) -> UserType | Awaitable[UserType | None] | None:
+        if self.assignee_id is None:
+            return None
+        return loaded(info.context.loaders.user_by_id.load(self.assignee_id), _user_type)
 
     @_creator_field()
     async def created_by(self, info: Info) -> UserType | None:

@@ -3,7 +3,8 @@ connections are replaced without a round trip, and the pool does not churn; on b
 page of tasks reads the projects and assignees it shows in its own statement."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -117,6 +118,21 @@ fragment Row on Task { id title project { id name } ... on Task { assignee { id 
 TASKS_ALONE = "{ tasks(first: 5) { edges { node { id title } } } }"
 
 
+@contextmanager
+def counting(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements sent while the block runs."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
 async def seed_tasks(session_factory: SessionFactory, make_user: UserFactory) -> list[int]:
     """Three projects, two members, seven tasks; the last one unassigned. Returns user ids."""
     people = [await make_user(), await make_user()]
@@ -144,21 +160,13 @@ async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
     admin_token: str,
 ) -> None:
     people = await seed_tasks(session_factory, make_user)
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with counting(engine) as statements:
         data = (await gql(TASKS_WITH_RELATIONS, {"first": 10}, token=admin_token)).ok()
-        assert len(statements) == 2, statements  # the caller; the page, its total and relations
-        statements.clear()
+    assert len(statements) == 2, statements  # the caller; the page, its total and relations
+    with counting(engine) as statements:
         (await gql(TASKS_ALONE, token=admin_token)).ok()
-        assert len(statements) == 2
-        assert " JOIN " not in statements[1]  # nothing joined that the query did not ask for
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert len(statements) == 2
+    assert " JOIN " not in statements[1]  # nothing joined that the query did not ask for
 
     nodes = [edge["node"] for edge in data["tasks"]["edges"]]
     assert data["tasks"]["totalCount"] == 7
@@ -168,12 +176,15 @@ async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
         *(people[i % 2] for i in range(6)),
         None,
     ]
-    # The same task through its own loaders agrees with the joined rows.
-    one = await gql(
-        "query($id: Int!) { task(id: $id) { project { name } assignee { email } } }",
-        {"id": nodes[4]["id"]},
-        token=admin_token,
-    )
+    # The same task through its own loader agrees with the joined rows; that loader reads the
+    # task's project and assignee in its own statement too.
+    with counting(engine) as statements:
+        one = await gql(
+            "query($id: Int!) { task(id: $id) { project { name } assignee { email } } }",
+            {"id": nodes[4]["id"]},
+            token=admin_token,
+        )
+    assert len(statements) == 2, statements
     assert one.ok()["task"] == {
         "project": {"name": nodes[4]["project"]["name"]},
         "assignee": {"email": nodes[4]["assignee"]["email"]},
