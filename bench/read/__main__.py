@@ -206,7 +206,9 @@ def print_table(rows: list[Row], args: Namespace) -> None:
 
 
 def parse_args() -> Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.read", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("--backend", choices=("postgresql", "sqlite", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=10.0, help="per query (default 10)")
     parser.add_argument("--connections", type=int, default=32)
