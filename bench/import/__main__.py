@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from db.engine import make_engine
+from db.imports import TASK_COLUMNS
 
 from .generate import (
     ADMIN_ID,
@@ -45,16 +46,6 @@ EMAIL = "bench-admin@example.com"
 PASSWORD = "bench password 123"
 SECRET = "bench-secret-bench-secret-bench-secret-0123"
 BENCH_DB = "taskql_bench_import"
-TASK_COLUMNS = [
-    "project_id",
-    "title",
-    "description",
-    "status",
-    "assigned_to",
-    "created_by",
-    "created_at",
-    "updated_at",
-]
 SQLITE_INSERT = (
     "INSERT INTO task (project_id, title, description, status, assigned_to, created_by, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -217,7 +208,7 @@ async def copy_ceiling(url: str, rows: int, seed: int) -> tuple[float, int]:
         driver = raw.driver_connection
         assert driver is not None
         start = time.perf_counter()
-        await driver.copy_records_to_table("task", records=records, columns=TASK_COLUMNS)
+        await driver.copy_records_to_table("task", records=records, columns=list(TASK_COLUMNS))
         seconds = time.perf_counter() - start
         count = (await conn.execute(sa.text("SELECT count(*) FROM task"))).scalar_one()
     await engine.dispose()
