@@ -60,8 +60,20 @@ class Page(Generic[T]):
     related: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-# A related entity read with each row of a page, and how it joins (outer) to the page's entity.
-Joined = tuple[type[Any], ColumnElement[bool]]
+@dataclass(frozen=True, slots=True)
+class Shape(Generic[T]):
+    """Columns read as one object, `make(*values)`: plain rows, no ORM hydration."""
+
+    columns: tuple[Any, ...]
+    make: Callable[..., T]
+
+    def build(self, values: Sequence[Any]) -> T | None:
+        """The object, or None where an outer join found no row (a null id, its first column)."""
+        return None if values[0] is None else self.make(*values)
+
+
+# A related shape read with each row of a page, and how it joins (outer) to the page's entity.
+Joined = tuple[Shape[Any], ColumnElement[bool]]
 
 
 def _order_by(sort: SortKey, id_column: sa.SQLColumnExpression[Any], descending: bool) -> list[Any]:
@@ -105,18 +117,21 @@ def _page(
 async def fetch_page(
     session: AsyncSession,
     *,
-    entity: type[T],
+    entity: type[Any],
     id_column: sa.SQLColumnExpression[Any],
     conditions: Sequence[ColumnElement[bool]],
     sort: SortKey,
     request: PageRequest,
+    shape: Shape[Any] | None = None,
     joined: Sequence[Joined] = (),
-) -> Page[T]:
-    """One page of `entity` rows matching `conditions`; the total comes in the same statement,
-    and so do the `joined` rows of each item (`Page.related`)."""
-    query = sa.select(entity)
+) -> Page[Any]:
+    """One page of `entity` rows matching `conditions` (built by `shape` when given, else ORM
+    entities); the total comes in the same statement, and so do the `joined` objects of each
+    item (`Page.related`)."""
+    query = sa.select(*shape.columns) if shape is not None else sa.select(entity)
     for related, onclause in joined:
-        query = query.add_columns(related).outerjoin(related, onclause)
+        table = related.columns[0].table
+        query = query.add_columns(*related.columns).outerjoin(table, onclause)
     query = query.where(*conditions, *_after(sort, id_column, request))
     if request.with_total:
         counted = sa.select(sa.func.count()).select_from(entity).where(*conditions)
@@ -131,8 +146,23 @@ async def fetch_page(
             total = 0
         else:  # an empty page after a cursor says nothing about the rows before it
             total = int((await session.execute(counted)).scalar_one())
-    with_rows = [tuple(row[1 : 1 + len(joined)]) for row in rows] if joined else []
-    return _page([row[0] for row in rows], sort, request, total, with_rows)
+    if shape is None:
+        return _page([row[0] for row in rows], sort, request, total)
+    items, with_rows = _split(rows, shape, joined)
+    return _page(items, sort, request, total, with_rows)
+
+
+def _split(
+    rows: Sequence[Any], shape: Shape[Any], joined: Sequence[Joined]
+) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """Each row's item and its joined objects, cut from the row by their column counts."""
+    bounds, start = [], len(shape.columns)
+    for other, _ in joined:
+        bounds.append((other, start, start + len(other.columns)))
+        start += len(other.columns)
+    items = [shape.make(*row[: len(shape.columns)]) for row in rows]
+    with_rows = [tuple(r.build(row[a:b]) for r, a, b in bounds) for row in rows] if joined else []
+    return items, with_rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from db.paging import (
     fetch_nested_pages,
     fetch_page,
 )
+from db.records import PROJECT_SHAPE, TASK_SHAPE, USER_SHAPE, TaskRecord
 from db.text import clean_text, search_condition
 from taskql.errors import BadUserInput
 
@@ -119,17 +120,17 @@ async def list_tasks(
     request: PageRequest,
     with_project: bool = False,
     with_assignee: bool = False,
-) -> Page[Task]:
-    """The tasks the scope may read that match the filter, one page of them.
+) -> Page[TaskRecord]:
+    """The tasks the scope may read that match the filter, one page of them, as plain records.
 
-    With `with_project`/`with_assignee`, each item's Project / assignee User (or None) comes in
-    the same statement, in `Page.related`, in that order.
+    With `with_project`/`with_assignee`, each item's ProjectRecord / assignee UserRecord (or None)
+    comes in the same statement, in `Page.related`, in that order.
     """
     joined: list[Joined] = []
     if with_project:
-        joined.append((Project, col(Project.id) == col(Task.project_id)))
+        joined.append((PROJECT_SHAPE, col(Project.id) == col(Task.project_id)))
     if with_assignee:
-        joined.append((User, col(User.id) == col(Task.assigned_to)))
+        joined.append((USER_SHAPE, col(User.id) == col(Task.assigned_to)))
     return await fetch_page(
         session,
         entity=Task,
@@ -137,6 +138,7 @@ async def list_tasks(
         conditions=_conditions(scope, task_filter),
         sort=TASK_SORTS[request.sort],
         request=request,
+        shape=TASK_SHAPE,
         joined=joined,
     )
 

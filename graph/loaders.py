@@ -16,6 +16,7 @@ from db import projects, tasks, users
 from db.engine import SessionFactory
 from db.models import Project, Task, TaskStatus, User
 from db.paging import Page, PageRequest
+from db.records import ProjectRecord, UserRecord
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -33,8 +34,11 @@ class Loaders:
 
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
-        self.user_by_id = DataLoader[int, User | None](load_fn=self._users_by_id)
-        self.project_by_id = DataLoader[int, Project | None](load_fn=self._projects_by_id)
+        # List pages prime these with the plain records they read (db/records.py).
+        self.user_by_id = DataLoader[int, User | UserRecord | None](load_fn=self._users_by_id)
+        self.project_by_id = DataLoader[int, Project | ProjectRecord | None](
+            load_fn=self._projects_by_id
+        )
         self.task_by_id = DataLoader[int, Task | None](load_fn=self._tasks_by_id)
         self.members_by_project = DataLoader[ProjectPageKey, Page[User]](
             load_fn=self._members_by_project
@@ -71,12 +75,12 @@ class Loaders:
                 found.update({(shared, i): v for i, v in answers.items()})
         return [found[(group(key), item(key))] for key in keys]
 
-    async def _users_by_id(self, ids: Sequence[int]) -> list[User | None]:
+    async def _users_by_id(self, ids: Sequence[int]) -> list[User | UserRecord | None]:
         async with self._session_factory() as session:
             found = {u.id: u for u in await users.get_users(session=session, user_ids=ids)}
         return [found.get(i) for i in ids]
 
-    async def _projects_by_id(self, ids: Sequence[int]) -> list[Project | None]:
+    async def _projects_by_id(self, ids: Sequence[int]) -> list[Project | ProjectRecord | None]:
         async with self._session_factory() as session:
             rows = await projects.get_projects(session=session, project_ids=ids)
         found = {p.id: p for p in rows}

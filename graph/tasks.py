@@ -4,8 +4,9 @@ import strawberry
 
 from auth import policy
 from db import tasks
-from db.models import Task, TaskStatus
+from db.models import TaskStatus
 from db.paging import Page
+from db.records import TaskRecord
 from graph.context import Info
 from graph.pagination import (
     DEFAULT_PAGE_SIZE,
@@ -108,7 +109,9 @@ class DeleteTaskPayload:
     deleted_id: int
 
 
-def prime_related(info: Info, page: Page[Task], *, with_project: bool, with_assignee: bool) -> None:
+def prime_related(
+    info: Info, page: Page[TaskRecord], *, with_project: bool, with_assignee: bool
+) -> None:
     """Hand the rows joined to a page of tasks to the loaders of their relations."""
     loaders = info.context.loaders
     for related in page.related:

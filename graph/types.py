@@ -16,6 +16,7 @@ from strawberry.permission import PermissionExtension
 from auth import policy
 from db import models
 from db.paging import BY_ID
+from db.records import ProjectRecord, TaskRecord, UserRecord
 from db.tasks import TASK_SORTS
 from graph.context import Info
 from graph.pagination import (
@@ -74,12 +75,12 @@ class UserType:
     id: int
     email: str
     full_name: str
-    model: strawberry.Private[models.User]
+    model: strawberry.Private[models.User | UserRecord]
     # True when handed to the person it describes (register, login), whose request has no token.
     handed_to_owner: strawberry.Private[bool] = False
 
     @classmethod
-    def from_model(cls, user: models.User) -> "UserType":
+    def from_model(cls, user: models.User | UserRecord) -> "UserType":
         assert user.id is not None
         return cls(id=user.id, email=user.email, full_name=user.full_name, model=user)
 
@@ -138,7 +139,7 @@ def loaded(value: Awaitable[M], convert: Callable[[M], R]) -> R | Awaitable[R]:
     return later()
 
 
-def _user_type(user: models.User | None) -> UserType | None:
+def _user_type(user: models.User | UserRecord | None) -> UserType | None:
     return None if user is None else UserType.from_model(user)
 
 
@@ -164,7 +165,7 @@ class ProjectType:
     created_by_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_model(cls, project: models.Project) -> "ProjectType":
+    def from_model(cls, project: models.Project | ProjectRecord) -> "ProjectType":
         assert project.id is not None
         return cls(
             id=project.id,
@@ -229,7 +230,7 @@ class TaskType:
     created_by_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_model(cls, task: models.Task) -> "TaskType":
+    def from_model(cls, task: models.Task | TaskRecord) -> "TaskType":
         assert task.id is not None
         return cls(
             id=task.id,
@@ -249,7 +250,7 @@ class TaskType:
     def project(self, info: Info) -> ProjectType | Awaitable[ProjectType]:
         return loaded(info.context.loaders.project_by_id.load(self.project_id), self._project)
 
-    def _project(self, project: models.Project | None) -> ProjectType:
+    def _project(self, project: models.Project | ProjectRecord | None) -> ProjectType:
         if project is None:  # deleted since the task was read (tasks go with their project)
             raise NotFound(f"No project has the id {self.project_id}.")
         return ProjectType.from_model(project)
