@@ -9,12 +9,11 @@ from auth.passwords import PasswordHasher, PasswordPolicyError, password_problem
 from auth.tokens import Claims, InvalidToken, TokenCodec, TokenType
 from db import refresh_tokens, users
 from db.engine import SessionFactory
-from db.models import Role, User
+from db.models import EMAIL_MAX, Role, User
 from taskql.errors import BadUserInput, Unauthenticated
 
 BAD_CREDENTIALS = "Incorrect email or password."
 BAD_REFRESH = "The refresh token is invalid, expired or already used."
-NAME_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +35,14 @@ class Authenticator:
         self, *, email: str, password: str, full_name: str, role: Role = Role.USER
     ) -> User:
         email = users.normalize_email(email)
-        if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
+        if (
+            "@" not in email
+            or email.startswith("@")
+            or email.endswith("@")
+            or len(email) > EMAIL_MAX
+        ):
             raise BadUserInput("Enter a valid email address.", field="email")
-        if not full_name.strip() or len(full_name.strip()) > NAME_MAX:
-            raise BadUserInput(f"Full name must be 1 to {NAME_MAX} characters.", field="fullName")
+        full_name = users.clean_full_name(full_name)
         problem = password_problem(password)
         if problem:
             raise BadUserInput(problem, field="password")

@@ -4,9 +4,9 @@ A browser sends a cross-site `multipart/form-data` POST without a CORS preflight
 victim's cookies. Requiring a custom header forces the preflight, which CORS then refuses.
 """
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from taskql.http_errors import send_error
 
 PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-requested-with", b"graphql-preflight")
 MESSAGE = (
@@ -24,7 +24,9 @@ class MultipartCsrfGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self._refused(scope):
-            await self._reject(send)
+            await send_error(
+                scope, receive, send, status=400, message=MESSAGE, code="CSRF_PREVENTION"
+            )
             return
         await self.app(scope, receive, send)
 
@@ -38,20 +40,3 @@ class MultipartCsrfGuard:
         if not content_type.startswith("multipart/"):
             return False
         return not any(headers.get(name, b"").strip() for name in PREFLIGHT_HEADERS)
-
-    @staticmethod
-    async def _reject(send: Send) -> None:
-        body = json.dumps(
-            {"errors": [{"message": MESSAGE, "extensions": {"code": "CSRF_PREVENTION"}}]}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -1,8 +1,10 @@
 """Request size limits, enforced before a large body is read into memory or a query is parsed."""
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskql.http_errors import send_error
+
+TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 class _TooLarge(Exception):
@@ -30,7 +32,7 @@ class BodySizeLimitMiddleware:
             return
         if len(scope.get("query_string") or b"") > self.max_bytes:
             message = f"Request URL is longer than the limit of {self.max_bytes} bytes."
-            await self._reject(send, 414, message)
+            await send_error(scope, receive, send, status=414, message=message, code=TOO_LARGE)
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
@@ -41,7 +43,9 @@ class BodySizeLimitMiddleware:
         )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject(send, 413, _body_message(limit))
+            await send_error(
+                scope, receive, send, status=413, message=_body_message(limit), code=TOO_LARGE
+            )
             return
 
         received = 0
@@ -66,21 +70,6 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send, 413, _body_message(limit))
-
-    @staticmethod
-    async def _reject(send: Send, status: int, message: str) -> None:
-        body = json.dumps(
-            {"errors": [{"message": message, "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+                await send_error(
+                    scope, receive, send, status=413, message=_body_message(limit), code=TOO_LARGE
+                )

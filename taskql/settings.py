@@ -111,10 +111,6 @@ class Settings(BaseSettings):
             return not self.is_production
         return self.introspection
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def secret_problem(self) -> str | None:
         """Why the JWT secret is unfit for production, or None when it is fine."""
         key = self.jwt_secret_key
