@@ -6,7 +6,7 @@ import enum
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
@@ -90,17 +90,6 @@ def decode_cursor(cursor: str, sort: str, descending: bool, key: SortKey) -> Key
         raise BadUserInput("Invalid cursor.", field="after") from exc
 
 
-def _selects(selections: Iterable[Selection], name: str) -> bool:
-    for selection in selections:
-        if isinstance(selection, SelectedField) and selection.name == name:
-            return True
-        if isinstance(selection, FragmentSpread | InlineFragment) and _selects(
-            selection.selections, name
-        ):
-            return True
-    return False
-
-
 def _children(selections: Iterable[Selection], name: str) -> Iterator[SelectedField]:
     for selection in selections:
         if isinstance(selection, SelectedField) and selection.name == name:
@@ -117,21 +106,38 @@ def node_selects(info: Info, name: str) -> bool:
     return bool(level)
 
 
+class Ordering(Protocol):
+    """An `orderBy` input: a field whose value names a sort, and a direction."""
+
+    @property
+    def field(self) -> enum.Enum: ...
+
+    @property
+    def direction(self) -> OrderDirection: ...
+
+
 def page_request(
     info: Info,
     *,
     first: int,
     after: str | None,
     sorts: Mapping[str, SortKey],
-    sort: str = "id",
-    descending: bool = False,
+    order: Ordering | None = None,
 ) -> PageRequest:
-    """Check `first` and `after`; count the whole list only when `totalCount` is asked for."""
+    """Check `first` and `after`; count the whole list only when `totalCount` is asked for.
+
+    Without `order` the list runs by id, ascending.
+    """
+    sort = "id" if order is None else str(order.field.value)
+    descending = order is not None and order.direction == OrderDirection.DESC
     limit = info.context.settings.max_page_size
     if not 0 <= first <= limit:
         raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
     keyset = None if after is None else decode_cursor(after, sort, descending, sorts[sort])
-    with_total = any(_selects(field.selections, "totalCount") for field in info.selected_fields)
+    with_total = any(
+        next(_children(field.selections, "totalCount"), None) is not None
+        for field in info.selected_fields
+    )
     return PageRequest(
         first=first, sort=sort, descending=descending, after=keyset, with_total=with_total
     )

@@ -134,15 +134,12 @@ class Query:
         after: str | None = None,
     ) -> Connection[ProjectType]:
         scope = policy.read_scope(await info.context.require_user())
-        sort = "id" if order_by is None else order_by.field.value
-        descending = order_by is not None and order_by.direction == OrderDirection.DESC
         request = page_request(
             info,
             first=first,
             after=after,
             sorts=projects.PROJECT_SORTS,
-            sort=sort,
-            descending=descending,
+            order=order_by,
         )
         f = filter or ProjectFilter()
         project_filter = projects.ProjectFilter(search=f.search, member_id=f.member_id)

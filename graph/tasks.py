@@ -144,9 +144,8 @@ class Query:
         after: str | None = None,
     ) -> Connection[TaskType]:
         scope = policy.read_scope(await info.context.require_user())
-        sort, descending = TaskOrder.sort_of(order_by)
         request = page_request(
-            info, first=first, after=after, sorts=tasks.TASK_SORTS, sort=sort, descending=descending
+            info, first=first, after=after, sorts=tasks.TASK_SORTS, order=order_by
         )
         task_filter = (filter or TaskFilter()).to_domain()
         # The page's projects and assignees come in the page's own statement when the query

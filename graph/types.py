@@ -58,13 +58,6 @@ class TaskOrder:
     field: TaskOrderField
     direction: OrderDirection = OrderDirection.ASC
 
-    @staticmethod
-    def sort_of(order: "TaskOrder | None") -> tuple[str, bool]:
-        """The sort name and whether it descends."""
-        if order is None:
-            return "id", False
-        return order.field.value, order.direction == OrderDirection.DESC
-
 
 def _user_detail(description: str) -> Any:
     return strawberry.field(permission_classes=[CanSeeUserDetails], description=description)
@@ -145,7 +138,7 @@ def _user_type(user: models.User | UserRecord | None) -> UserType | None:
 
 async def _user(info: Info, user_id: int | None) -> UserType | None:
     user = None if user_id is None else await info.context.loaders.user_by_id.load(user_id)
-    return None if user is None else UserType.from_model(user)
+    return _user_type(user)
 
 
 def _creator_field() -> Any:
@@ -197,10 +190,7 @@ class ProjectType:
         order_by: TaskOrder | None = None,
     ) -> "Connection[TaskType]":
         scope = policy.read_scope(await info.context.require_user())
-        sort, descending = TaskOrder.sort_of(order_by)
-        request = page_request(
-            info, first=first, after=after, sorts=TASK_SORTS, sort=sort, descending=descending
-        )
+        request = page_request(info, first=first, after=after, sorts=TASK_SORTS, order=order_by)
         page = await info.context.loaders.tasks_by_project.load((self.id, scope, request))
         return to_connection(page, request, TaskType.from_model)
 

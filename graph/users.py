@@ -100,10 +100,8 @@ class Query:
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
     ) -> Connection[UserType]:
-        sort = "id" if order_by is None else order_by.field.value
-        descending = order_by is not None and order_by.direction == OrderDirection.DESC
         request = page_request(
-            info, first=first, after=after, sorts=users.USER_SORTS, sort=sort, descending=descending
+            info, first=first, after=after, sorts=users.USER_SORTS, order=order_by
         )
         f = filter or UserFilter()
         user_filter = users.UserFilter(search=f.search, role=f.role, is_active=f.is_active)
