@@ -32,8 +32,8 @@ TASK_COLUMNS = (
     "updated_at",
 )
 ERROR_COLUMNS = ("job_id", "line", "cells", "error")
-TaskRecord = tuple[int, str, str, str, int | None, int | None, datetime, datetime]
-ErrorRecord = tuple[str, int, str, str]
+TaskRow = tuple[int, str, str, str, int | None, int | None, datetime, datetime]
+ErrorRow = tuple[str, int, str, str]
 FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
 
 
@@ -349,12 +349,12 @@ async def relax_commit_durability(*, session: AsyncSession) -> None:
         await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
-async def insert_tasks(*, session: AsyncSession, rows: list[TaskRecord]) -> None:
+async def insert_tasks(*, session: AsyncSession, rows: list[TaskRow]) -> None:
     """A batch's valid rows, in one statement."""
     await _bulk_insert(session, "task", TASK_COLUMNS, rows)
 
 
-async def insert_row_errors(*, session: AsyncSession, rows: list[ErrorRecord]) -> None:
+async def insert_row_errors(*, session: AsyncSession, rows: list[ErrorRow]) -> None:
     """A batch's rejected rows, in one statement."""
     await _bulk_insert(session, "import_row_error", ERROR_COLUMNS, rows)
 

@@ -13,9 +13,9 @@ from strawberry.file_uploads import Upload
 
 from db import imports, models
 from graph.context import Info
-from graph.pagination import Connection, Edge, PageInfo
+from graph.pagination import Connection, Edge, PageInfo, check_first
 from graph.permissions import IsAdmin
-from graph.types import UserType
+from graph.types import UserType, load_user
 from importer.jobs import submit_import, watch_job
 from importer.report import report_signer
 from importer.storage import CHUNK_BYTES
@@ -72,10 +72,7 @@ class ImportJobType:
 
     @strawberry.field(description="The admin who uploaded the file.")
     async def created_by(self, info: Info) -> UserType | None:
-        if self.created_by_id is None:
-            return None
-        user = await info.context.loaders.user_by_id.load(self.created_by_id)
-        return UserType.from_model(user) if user is not None else None
+        return await load_user(info, self.created_by_id)
 
     @strawberry.field(
         description="A short-lived signed link (relative to the server) to the CSV of the "
@@ -123,9 +120,7 @@ class Query:
     async def import_jobs(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[ImportJobType]:
-        limit = info.context.settings.max_page_size
-        if not 0 <= first <= limit:
-            raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
+        check_first(info, first)
         keyset = _decode_cursor(after) if after is not None else None
         async with info.context.session_factory() as session:
             jobs = await imports.list_jobs(session=session, limit=first + 1, after=keyset)

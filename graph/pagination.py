@@ -106,6 +106,13 @@ def node_selects(info: Info, name: str) -> bool:
     return bool(level)
 
 
+def check_first(info: Info, first: int) -> None:
+    """`first` must lie between 0 and the configured page size, else BAD_USER_INPUT."""
+    limit = info.context.settings.max_page_size
+    if not 0 <= first <= limit:
+        raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
+
+
 class Ordering(Protocol):
     """An `orderBy` input: a field whose value names a sort, and a direction."""
 
@@ -130,9 +137,7 @@ def page_request(
     """
     sort = "id" if order is None else str(order.field.value)
     descending = order is not None and order.direction == OrderDirection.DESC
-    limit = info.context.settings.max_page_size
-    if not 0 <= first <= limit:
-        raise BadUserInput(f"`first` must be between 0 and {limit}.", field="first")
+    check_first(info, first)
     keyset = None if after is None else decode_cursor(after, sort, descending, sorts[sort])
     with_total = any(
         next(_children(field.selections, "totalCount"), None) is not None

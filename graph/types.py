@@ -136,7 +136,8 @@ def _user_type(user: models.User | UserRecord | None) -> UserType | None:
     return None if user is None else UserType.from_model(user)
 
 
-async def _user(info: Info, user_id: int | None) -> UserType | None:
+async def load_user(info: Info, user_id: int | None) -> UserType | None:
+    """The user with this id through the request's loader; None for no id or no user."""
     user = None if user_id is None else await info.context.loaders.user_by_id.load(user_id)
     return _user_type(user)
 
@@ -171,7 +172,7 @@ class ProjectType:
 
     @_creator_field()
     async def created_by(self, info: Info) -> UserType | None:
-        return await _user(info, self.created_by_id)
+        return await load_user(info, self.created_by_id)
 
     @strawberry.field(description="The project's members, by user id.")
     async def members(
@@ -255,4 +256,4 @@ class TaskType:
 
     @_creator_field()
     async def created_by(self, info: Info) -> UserType | None:
-        return await _user(info, self.created_by_id)
+        return await load_user(info, self.created_by_id)

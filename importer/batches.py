@@ -7,7 +7,7 @@ from datetime import datetime
 
 from db import imports
 from db.engine import SessionFactory
-from db.imports import ErrorRecord, References, TaskRecord
+from db.imports import ErrorRow, References, TaskRow
 from importer.reader import CsvSource, Header
 from importer.validation import CandidateRow, check_references, check_rows, referenced_ids
 
@@ -23,8 +23,8 @@ class ParsedBatch:
 
 @dataclass(frozen=True, slots=True)
 class LoadBatch:
-    tasks: list[TaskRecord]
-    errors: list[ErrorRecord]
+    tasks: list[TaskRow]
+    errors: list[ErrorRow]
     offset: int
     line: int
     now: datetime
@@ -57,8 +57,8 @@ def split_batch(
     batch: ParsedBatch, refs: References, job_id: str, created_by: int | None, now: datetime
 ) -> LoadBatch:
     """Finish validation and build the rows to load (blocking: runs in a thread)."""
-    tasks: list[TaskRecord] = []
-    errors: list[ErrorRecord] = []
+    tasks: list[TaskRow] = []
+    errors: list[ErrorRow] = []
     for row in batch.rows:
         check_references(row, refs)
         if row.reasons or row.project_id is None or row.status is None:

@@ -33,8 +33,7 @@ def report_file_name(job: ImportJob) -> str:
     return f"{stem}_errors.csv"
 
 
-def _original_columns(job: ImportJob) -> list[int]:
-    names: list[str] = json.loads(job.header) if job.header else []
+def _original_columns(names: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if name.strip().lower() not in REPORT_COLUMNS]
 
 
@@ -48,7 +47,7 @@ def _csv_text(rows: list[list[str]]) -> str:
 async def report_chunks(session_factory: SessionFactory, job: ImportJob) -> AsyncIterator[str]:
     """The report as CSV text, page by page (each page from its own short session)."""
     names: list[str] = json.loads(job.header) if job.header else []
-    keep = _original_columns(job)
+    keep = _original_columns(names)
     yield _csv_text([[names[i] for i in keep] + list(REPORT_COLUMNS)])
     after = 0
     while True:

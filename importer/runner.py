@@ -269,7 +269,6 @@ async def background_runner(
     if not settings.run_import_worker:
         yield
         return
-    settle_heap()
     stop = asyncio.Event()
     task = asyncio.create_task(ImportRunner(session_factory, settings).run_forever(stop))
     try:
@@ -279,4 +278,3 @@ async def background_runner(
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
-        gc.unfreeze()

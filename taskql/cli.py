@@ -10,32 +10,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from taskql.errors import TaskQLError
-from taskql.settings import Settings, SettingsError, get_settings
+from taskql.settings import Settings
+from taskql.startup import ready_settings, settings_or_exit
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except SettingsError as exc:
-        sys.exit(f"taskql: {exc}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from db import migrate
-
-    settings = _settings()
+    settings = ready_settings()
     # Workers are separate processes: a development secret made up here must reach all of them.
     os.environ["JWT_SECRET_KEY"] = settings.jwt_secret_key
-    if settings.is_production:
-        reason = asyncio.run(_pending(settings))
-        if reason is not None:
-            sys.exit(f"taskql: refusing to start: {reason}. Run `taskql migrate` first.")
-    else:
-        migrate.upgrade(settings.database_url)
     print(f"TaskQL: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
     uvicorn.run(
         "taskql.app:create_app",
@@ -50,21 +36,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _pending(settings: Settings) -> str | None:
-    from db import migrate
-    from db.engine import make_engine
-
-    engine = make_engine(settings.database_url)
-    try:
-        return await migrate.pending_reason(engine)
-    finally:
-        await engine.dispose()
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     from db import migrate
 
-    settings = _settings()
+    settings = settings_or_exit()
     if args.down:
         migrate.downgrade(settings.database_url, args.revision)
     else:
@@ -92,14 +67,8 @@ def _read_password(env_name: str) -> str:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
-    from db import migrate
-
-    settings = _settings()
+    settings = ready_settings()  # as `serve` does, so this works before a first start
     password = _read_password(args.password_env)
-    if not settings.is_production:
-        migrate.upgrade(
-            settings.database_url
-        )  # as `serve` does, so this works before a first start
     try:
         asyncio.run(_create_admin(settings, args.email, password, args.full_name))
     except TaskQLError as exc:
@@ -109,16 +78,12 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 async def _create_admin(settings: Settings, email: str, password: str, full_name: str) -> None:
-    from db import migrate
     from db.engine import make_engine
     from taskql.app import make_authenticator
     from taskql.bootstrap import create_admin
 
     engine = make_engine(settings.database_url)
     try:
-        reason = await migrate.pending_reason(engine)
-        if reason is not None:
-            sys.exit(f"taskql: {reason}; run `taskql migrate` first")
         authenticator = make_authenticator(settings, engine)
         await create_admin(authenticator, email=email, password=password, full_name=full_name)
     finally:

@@ -14,34 +14,14 @@ if TYPE_CHECKING:  # the heavy imports wait until a command runs, to keep `taskq
     from importer.runner import Progress
     from taskql.settings import Settings
 
+from taskql.startup import ready_settings
+
 BAR_WIDTH = 30
-
-
-def _ready_settings() -> "Settings":
-    """Settings, with the database migrated (development) or checked (production)."""
-    from db import migrate
-    from taskql.settings import SettingsError, get_settings
-
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        sys.exit(f"taskql: {exc}")
-    if not settings.is_production:
-        migrate.upgrade(settings.database_url)
-    return settings
-
-
-async def _check_migrated(engine: Any) -> None:
-    from db import migrate
-
-    reason = await migrate.pending_reason(engine)
-    if reason is not None:
-        sys.exit(f"taskql: {reason}; run `taskql migrate` first")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """`taskql worker`: run import runners until stopped (or the queue is empty)."""
-    settings = _ready_settings()
+    settings = ready_settings()
     return asyncio.run(_worker(settings, args.runners, args.until_idle))
 
 
@@ -51,7 +31,6 @@ async def _worker(settings: "Settings", count: int, until_idle: bool) -> int:
 
     engine = make_engine(settings.database_url)
     try:
-        await _check_migrated(engine)
         runners = [ImportRunner(make_session_factory(engine), settings) for _ in range(count)]
         settle_heap()
         if until_idle:
@@ -110,7 +89,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from db.models import ImportStatus
     from taskql.errors import TaskQLError
 
-    settings = _ready_settings()
+    settings = ready_settings()
     email = args.as_email or settings.admin_email
     if not email:
         sys.exit("taskql: name the importing admin with --as EMAIL (or TASKQL_ADMIN_EMAIL)")
@@ -125,9 +104,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(settings: "Settings", path: Path, email: str, report: str | None) -> "ImportJob":
+    from auth import policy
     from db import imports, users
     from db.engine import make_engine, make_session_factory
-    from db.models import Role
     from importer.jobs import submit_import
     from importer.report import report_file_name
     from importer.runner import ImportRunner
@@ -135,11 +114,10 @@ async def _import(settings: "Settings", path: Path, email: str, report: str | No
 
     engine = make_engine(settings.database_url)
     try:
-        await _check_migrated(engine)
         sessions = make_session_factory(engine)
         async with sessions() as session:
             admin = await users.get_user_by_email(session=session, email=email)
-        if admin is None or admin.role != Role.ADMIN or not admin.is_active:
+        if admin is None or not admin.is_active or not policy.is_admin(admin):
             sys.exit(f"taskql: {email} is not an active admin")
         assert admin.id is not None
         lease = str(uuid.uuid4())  # the job starts RUNNING under our lease: no runner takes it

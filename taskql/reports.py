@@ -10,10 +10,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
+from auth import policy
 from auth.sessions import Authenticator
 from db import imports
 from db.engine import SessionFactory
-from db.models import ImportJob, Role, User
+from db.models import ImportJob, User
+from graph.context import bearer_token
 from importer.report import report_chunks, report_file_name, report_signer
 from taskql.errors import Unauthenticated
 
@@ -25,18 +27,13 @@ NEED_CREDENTIALS = (
 )
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 async def _admin(request: Request, token: str) -> User:
     authenticator: Authenticator = request.app.state.authenticator
     try:
         user = await authenticator.user_for_access_token(token)
     except Unauthenticated as exc:
         raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
-    if user.role != Role.ADMIN:
+    if not policy.is_admin(user):
         raise HTTPException(403, "Only an admin may download import error reports.")
     return user
 
@@ -77,7 +74,7 @@ async def job_error_report(
     request: Request, job_id: str, expires: int | None = None, signature: str | None = None
 ) -> StreamingResponse:
     """One job's error report: its rejected rows with `row` and `error` columns."""
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is not None:
         await _admin(request, token)
     elif expires is not None and signature is not None:
@@ -91,7 +88,7 @@ async def job_error_report(
 @router.get("/upload/errors")
 async def newest_error_report(request: Request) -> StreamingResponse:
     """The error report of the calling admin's newest import."""
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         raise HTTPException(401, NEED_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
     admin = await _admin(request, token)
