@@ -166,6 +166,10 @@ class NewlineCounter:
         self._stream = stream
         self.offset = offset
 
+    def close(self) -> None:
+        """Close the counter's own file handle."""
+        self._stream.close()
+
     def advance(self, lines: int) -> int:
         """The offset just after `lines` more line breaks (or the end of the file)."""
         self._stream.seek(self.offset)
@@ -204,7 +208,7 @@ class CsvSource:
     def close(self) -> None:
         """Close both file handles."""
         self._text.close()
-        self._counter._stream.close()
+        self._counter.close()
 
     def __enter__(self) -> "CsvSource":
         return self

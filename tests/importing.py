@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -164,13 +163,6 @@ def generate_csv(rows: int, *, world: World, tag: str = "t", every: int = 20) ->
     return GeneratedCsv(("\n".join(lines) + "\n").encode(), valid, invalid)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def process_env(settings: Settings, **overrides: str) -> dict[str, str]:
     """The environment for a spawned server or worker on the test's database and upload dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQL_", "JWT_", "IMPORT_"))}
@@ -192,13 +184,3 @@ def taskql_process(args: list[str], env: dict[str, str], log: Path) -> subproces
         return subprocess.Popen(
             [sys.executable, "-m", "taskql.cli", *args], env=env, stdout=out, stderr=out
         )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -30,16 +30,15 @@ from tests.importing import (
     World,
     build_world,
     error_rows,
-    free_port,
     generate_csv,
     job_row,
     process_env,
-    stop_process,
     task_rows,
     taskql_process,
     upload,
     upload_job,
 )
+from tests.processes import free_port, stop_process, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 GRAPHQL_WS = Subprotocol("graphql-transport-ws")
@@ -186,14 +185,7 @@ async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
     process = spawn_server(port, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=url) as probe:
-            for _ in range(200):
-                assert process.poll() is None, log.read_text()
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+        await anyio.to_thread.run_sync(functools.partial(wait_until_healthy, url, process, log=log))
         yield url
     finally:
         stop_process(process)

@@ -1,10 +1,8 @@
 """A real `taskql serve` process (uvicorn) answering over HTTP, and the CLI around it."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,18 +10,12 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.processes import free_port, stop_process, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 TASKQL = str(Path(sys.executable).with_name("taskql"))
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "a long admin password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
@@ -38,44 +30,26 @@ def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become healthy in time")
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """`taskql serve` with two workers on a fresh SQLite file and an admin from the environment."""
     port = free_port()
     env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'served.db'}", tmp_path)
     env.update(TASKQL_ADMIN_EMAIL=ADMIN_EMAIL, TASKQL_ADMIN_PASSWORD=ADMIN_PASSWORD)
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [TASKQL, "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [TASKQL, "serve", "--port", str(port), "--workers", "2", "--no-access-log"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, process)
+        wait_until_healthy(url, process, log=log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop_process(process)
 
 
 def test_real_server_over_http(served: str) -> None:

@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from bench.common import TASKQL, free_port, stop, wait_ready
 from db.engine import make_engine
 from db.imports import TASK_COLUMNS
 
@@ -41,7 +41,6 @@ from .generate import (
     write_csv,
 )
 
-TASKQL = str(Path(sys.executable).with_name("taskql"))
 EMAIL = "bench-admin@example.com"
 PASSWORD = "bench password 123"
 SECRET = "bench-secret-bench-secret-bench-secret-0123"
@@ -53,15 +52,6 @@ SQLITE_INSERT = (
 UPLOAD = "mutation($f: Upload!) { importTasks(file: $f) { id } }"
 JOB = """query($id: ID!) { importJob(id: $id) {
     status rowsImported rowsFailed message startedAt finishedAt } }"""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -97,9 +87,9 @@ def start_server(url: str, workdir: Path, port: int) -> subprocess.Popen[bytes]:
         IMPORT_POLL_SECONDS="0.2",
         RUN_IMPORT_WORKER="true",
     )
-    log = (workdir / "server.log").open("wb")
     cmd = [TASKQL, "serve", "--port", str(port), "--no-access-log"]
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with (workdir / "server.log").open("wb") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _user(user_id: int, now: datetime) -> dict[str, object]:
@@ -146,19 +136,6 @@ async def seed_world(url: str) -> None:
         users = (await conn.execute(sa.text('SELECT count(*) FROM "user"'))).scalar_one()
         assert users == USERS + 1
     await engine.dispose()
-
-
-async def wait_healthy(client: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if server.poll() is not None:
-            raise SystemExit("the server exited; see its server.log")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 async def admin_token(client: httpx.AsyncClient) -> str:
@@ -251,15 +228,14 @@ async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=3600) as client:
-            await wait_healthy(client, server)
+            await asyncio.to_thread(wait_ready, base, server, log=workdir / "server.log")
             await seed_world(url)
             token = await admin_token(client)
             idle_rss = peak_rss_mib(server.pid)
             result = await import_through_server(client, token, csv_path)
             peak_rss = peak_rss_mib(server.pid)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        stop(server, timeout=60)
     job = result.job
     assert job["status"] == "SUCCEEDED", job
     assert (job["rowsImported"], job["rowsFailed"]) == (case.valid, case.invalid), job

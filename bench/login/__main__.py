@@ -10,27 +10,19 @@ latency of those queries and how long the logins took.
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-TASKQL = str(Path(sys.executable).with_name("taskql"))
+from bench.common import TASKQL, free_port, stop, wait_ready
+
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 123"
 LOGIN = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_server(workdir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -46,17 +38,6 @@ def start_server(workdir: Path, port: int, workers: int) -> subprocess.Popen[byt
     )
     cmd = [TASKQL, "serve", "--port", str(port), "--workers", str(workers), "--no-access-log"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_healthy(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
-        try:
-            if (await client.get("/healthz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 async def login(client: httpx.AsyncClient) -> float:
@@ -90,7 +71,6 @@ async def run(port: int, logins: int) -> None:
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits
     ) as client:
-        await wait_healthy(client)
         token_resp = await client.post(
             "/graphql",
             json={"query": LOGIN, "variables": {"i": {"email": EMAIL, "password": PASSWORD}}},
@@ -134,10 +114,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="taskql-bench-") as tmp:
         server = start_server(Path(tmp), port, args.workers)
         try:
+            wait_ready(f"http://127.0.0.1:{port}", server)
             asyncio.run(run(port, args.logins))
         finally:
-            server.terminate()
-            server.wait(timeout=15)
+            stop(server)
 
 
 if __name__ == "__main__":

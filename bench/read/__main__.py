@@ -12,9 +12,7 @@ and statements per request.
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,12 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from bench.common import TASKQL, free_port, stop, wait_ready
 from bench.read import wrk
 from bench.read.queries import Query, queries, statements_per_request, tokens
 from bench.read.seed import Seeded, Shape, seed
@@ -35,7 +33,6 @@ from db import migrate
 from db.engine import make_engine
 from taskql.settings import Settings
 
-TASKQL = str(Path(sys.executable).with_name("taskql"))
 SECRET = "bench-read-secret-bench-read-secret-0123456789"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskql_bench"
 DEFAULT_QUERIES = ("tasks50", "projects", "task")
@@ -50,13 +47,6 @@ class Row:
     query: str
     load: wrk.LoadResult
     statements: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def recreate_postgres(url: str, *, create: bool) -> None:
@@ -118,28 +108,10 @@ def served(url: str, workdir: Path, workers: int) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_healthy(base, process, log_path)
+            wait_ready(base, process, log=log_path)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def wait_healthy(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become healthy within 60 s")
+            stop(process)
 
 
 def load(
