@@ -26,6 +26,7 @@ from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Role, User, metadata
 from taskql.app import create_app, make_authenticator
 from taskql.settings import Settings
+from tests.importing import World, build_world
 
 BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -262,6 +263,14 @@ async def admin(make_user: UserFactory) -> User:
 @pytest.fixture
 def admin_token(admin: User, token_for: TokenFor) -> str:
     return token_for(admin)
+
+
+@pytest.fixture
+async def import_world(
+    session_factory: SessionFactory, admin: User, make_user: UserFactory
+) -> World:
+    """The members, deactivated user, outsider and project that import tests' rows refer to."""
+    return await build_world(session_factory, admin, make_user)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

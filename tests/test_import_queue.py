@@ -10,14 +10,13 @@ import pytest
 from db import imports
 from db.engine import SessionFactory
 from db.imports import LeaseLost
-from db.models import ImportStatus, TaskStatus, User, utcnow
+from db.models import ImportStatus, TaskStatus, utcnow
 from importer.reader import column_key
 from importer.runner import GIVE_UP_MESSAGE, ImportRunner, background_runner
 from importer.storage import sanitize_file_name
 from importer.validation import parse_id, parse_status
 from taskql.settings import Settings
-from tests.conftest import UserFactory
-from tests.importing import SEED_CSV, build_world, job_row, task_rows, upload_job
+from tests.importing import SEED_CSV, World, job_row, task_rows, upload_job
 
 
 async def _claim(session_factory: SessionFactory, lease: str, *, stale: float = 60) -> Any:
@@ -68,15 +67,13 @@ async def test_a_job_whose_runners_keep_dying_is_given_up(
 
 
 async def test_an_unexpected_error_puts_the_job_back_for_another_attempt(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     job_id = await upload_job(client, SEED_CSV.encode(), token=admin_token)
     real = imports.lookup_references
 
@@ -96,14 +93,12 @@ async def test_an_unexpected_error_puts_the_job_back_for_another_attempt(
 
 
 async def test_the_in_process_runner_works_the_queue(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     on = settings.model_copy(update={"run_import_worker": True, "import_poll_seconds": 0.05})
     async with background_runner(session_factory, on):
         job_id = await upload_job(client, SEED_CSV.encode(), token=admin_token)

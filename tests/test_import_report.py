@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from db.engine import SessionFactory
-from db.models import Role, User
+from db.models import Role
 from importer.report import report_signer
 from taskql.settings import Settings
 from tests.conftest import Gql, TokenFor, UserFactory
@@ -14,7 +14,7 @@ from tests.importing import (
     HEADER,
     IMPORT_JOB,
     SEED_CSV,
-    build_world,
+    World,
     download_report,
     parse_report,
     run_queue,
@@ -39,15 +39,14 @@ async def _imported(
 
 
 async def test_admins_download_and_everyone_else_is_refused(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
     make_user: UserFactory,
     token_for: TokenFor,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     job_id = await _imported(client, session_factory, settings, admin_token, filename="Q3 plan.csv")
     ok = await download_report(client, job_id, token=admin_token)
     assert ok.status_code == 200
@@ -68,15 +67,13 @@ async def test_admins_download_and_everyone_else_is_refused(
 
 
 async def test_the_signed_link_works_until_it_expires_and_only_for_its_job(
+    import_world: World,
     client: httpx.AsyncClient,
     gql: Gql,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     job_a = await _imported(client, session_factory, settings, admin_token)
     job_b = await _imported(client, session_factory, settings, admin_token)
     url = (await gql(IMPORT_JOB, {"id": job_a}, token=admin_token)).ok()["importJob"][
@@ -110,14 +107,12 @@ async def test_the_signed_link_works_until_it_expires_and_only_for_its_job(
 
 
 async def test_a_job_without_errors_has_a_header_only_report(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     content = f"{HEADER},extra\n1,Fine,ok,Done,2,ignored\n"
     job_id = await _imported(client, session_factory, settings, admin_token, content)
     report = await download_report(client, job_id, token=admin_token)
@@ -128,15 +123,14 @@ async def test_a_job_without_errors_has_a_header_only_report(
 
 
 async def test_upload_errors_is_the_calling_admins_newest_report(
+    import_world: World,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
-    admin: User,
     admin_token: str,
     make_user: UserFactory,
     token_for: TokenFor,
 ) -> None:
-    await build_world(session_factory, admin, make_user)
     other_admin = token_for(await make_user(role=Role.ADMIN))
     assert (await client.get("/upload/errors", headers=_bearer(other_admin))).status_code == 404
 

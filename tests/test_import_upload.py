@@ -14,7 +14,7 @@ from tests.importing import (
     IMPORT_JOB,
     IMPORT_TASKS,
     SEED_CSV,
-    build_world,
+    World,
     download_report,
     job_row,
     parse_report,
@@ -40,16 +40,15 @@ def stored_files(settings: Settings) -> list[Path]:
 
 
 async def test_seed_example_imports_and_reports_the_unknown_assignee(
+    import_world: World,
     client: httpx.AsyncClient,
     gql: Gql,
     session_factory: SessionFactory,
     settings: Settings,
     admin: User,
     admin_token: str,
-    make_user: UserFactory,
 ) -> None:
-    world = await build_world(session_factory, admin, make_user)
-    assert (world.project_id, world.member_id) == (1, 2)
+    assert (import_world.project_id, import_world.member_id) == (1, 2)
 
     job_id = await upload_job(client, SEED_CSV.encode(), token=admin_token)
     # The request only stored the file and queued the job: nothing was parsed or inserted.
