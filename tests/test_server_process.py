@@ -30,6 +30,19 @@ def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def taskql(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `taskql ARGS` to its end (no terminal, a minute at most), capturing its output."""
+    return subprocess.run(
+        [TASKQL, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """`taskql serve` with two workers on a fresh SQLite file and an admin from the environment."""
@@ -84,46 +97,23 @@ def test_real_server_over_http(served: str) -> None:
 
 def test_cli_migrate_create_admin_and_export(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", tmp_path)
-    migrated = subprocess.run(
-        [TASKQL, "migrate"], env=env, capture_output=True, text=True, check=False
-    )
+    migrated = taskql("migrate", env=env)
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "cli.db").exists()
 
     env["TASKQL_ADMIN_PASSWORD"] = ADMIN_PASSWORD
-    created = subprocess.run(
-        [TASKQL, "create-admin", "--email", "Boss@Example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    created = taskql("create-admin", "--email", "Boss@Example.com", env=env)
     assert created.returncode == 0, created.stderr
-    again = subprocess.run(
-        [TASKQL, "create-admin", "--email", "boss@example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    again = taskql("create-admin", "--email", "boss@example.com", env=env)
     assert again.returncode != 0
     assert "already exists" in again.stderr
 
     env["TASKQL_ADMIN_PASSWORD"] = "short"
-    weak = subprocess.run(
-        [TASKQL, "create-admin", "--email", "weak@example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    weak = taskql("create-admin", "--email", "weak@example.com", env=env)
     assert weak.returncode != 0
     assert "at least 8 characters" in weak.stderr
 
-    exported = subprocess.run(
-        [TASKQL, "export-schema"], env=env, capture_output=True, text=True, check=False
-    )
+    exported = taskql("export-schema", env=env)
     assert exported.returncode == 0, exported.stderr
     assert "type Query" in exported.stdout
     assert "login(input: LoginInput!): AuthPayload!" in exported.stdout
@@ -132,14 +122,7 @@ def test_cli_migrate_create_admin_and_export(tmp_path: Path) -> None:
 def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}", tmp_path)
     env.update(ENVIRONMENT="production", JWT_SECRET_KEY="changeme")
-    result = subprocess.run(
-        [TASKQL, "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = taskql("serve", "--port", str(free_port()), env=env)
     assert result.returncode != 0
     assert "JWT_SECRET_KEY is a placeholder value" in result.stderr
 
@@ -147,13 +130,6 @@ def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
 def test_production_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     env = base_env(f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}", tmp_path)
     env.update(ENVIRONMENT="production")
-    result = subprocess.run(
-        [TASKQL, "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = taskql("serve", "--port", str(free_port()), env=env)
     assert result.returncode != 0
     assert "taskql migrate" in result.stderr
