@@ -1,13 +1,13 @@
 """Who may see and change what: pure functions over the caller and the thing, no I/O.
 
 The GraphQL permission classes (graph/permissions.py) and the list queries' SQL filters
-(read_scope) are built on these, so the rules live in one place.
+(read_scope, whose SQL shape is db/scopes.py) are built on these, so the rules live in one place.
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from db.models import Role, Task, User
+from db.scopes import ReadScope
 
 # What a USER may change on a task assigned to them; anything else needs an ADMIN.
 ASSIGNEE_TASK_FIELDS = frozenset({"title", "description", "status"})
@@ -15,23 +15,9 @@ ASSIGNEE_TASK_FIELDS = frozenset({"title", "description", "status"})
 SELF_USER_FIELDS = frozenset({"full_name"})
 
 
-@dataclass(frozen=True, slots=True)
-class ReadScope:
-    """The rows a caller may read: everything (`user_id` None) or what ties to `user_id`.
-
-    Tied means: tasks assigned to that user, projects that user is a member of, users who share a
-    project with that user (and the user themselves).
-    """
-
-    user_id: int | None
-
-    @property
-    def everything(self) -> bool:
-        return self.user_id is None
-
-
 def is_admin(user: User) -> bool:
-    """An active ADMIN (inactive users never get this far: their tokens are refused)."""
+    """An ADMIN. Whether the account is active is checked earlier: inactive users' tokens are
+    refused when the caller is loaded."""
     return user.role == Role.ADMIN
 
 

@@ -7,10 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.passwords import PasswordHasher, PasswordPolicyError, password_problem
 from auth.tokens import Claims, InvalidToken, TokenCodec, TokenType
+from core.errors import BadUserInput, Unauthenticated
 from db import refresh_tokens, users
 from db.engine import SessionFactory
 from db.models import EMAIL_MAX, Role, User
-from taskql.errors import BadUserInput, Unauthenticated
 
 BAD_CREDENTIALS = "Incorrect email or password."
 BAD_REFRESH = "The refresh token is invalid, expired or already used."
@@ -114,11 +114,11 @@ class Authenticator:
     async def change_password(self, *, user: User, current: str, new: str) -> None:
         """Needs the current password; revokes every refresh token the user holds."""
         if not await self.hasher.verify(current, user.hashed_password):
-            raise BadUserInput("The current password is incorrect.", field="currentPassword")
+            raise BadUserInput("The current password is incorrect.", field="current_password")
         try:
             hashed = await self.hasher.hash(new)
         except PasswordPolicyError as exc:
-            raise BadUserInput(str(exc), field="newPassword") from exc
+            raise BadUserInput(str(exc), field="new_password") from exc
         assert user.id is not None
         async with self.session_factory() as session, session.begin():
             fresh = await users.get_user(session=session, user_id=user.id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from auth.policy import ReadScope
+from core.errors import BadUserInput, Conflict
 from db.models import NAME_MAX, Project, ProjectMember, Task, User, utcnow
 from db.paging import (
     BY_ID,
@@ -22,9 +22,8 @@ from db.paging import (
     fetch_nested_pages,
     fetch_page,
 )
-from db.tasks import clean_description
-from db.text import clean_text, search_condition
-from taskql.errors import BadUserInput, Conflict
+from db.scopes import ReadScope, has_member, visible_projects
+from db.text import clean_description, clean_text, search_condition
 
 PROJECT_SORTS: dict[str, SortKey] = {
     "id": BY_ID,
@@ -66,18 +65,10 @@ def clean_name(name: str) -> str:
     )
 
 
-def _has_member(user_id: int) -> ColumnElement[bool]:
-    return sa.exists().where(
-        col(ProjectMember.project_id) == col(Project.id), col(ProjectMember.user_id) == user_id
-    )
-
-
 def _conditions(scope: ReadScope, project_filter: ProjectFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if scope.user_id is not None:
-        conditions.append(_has_member(scope.user_id))
+    conditions = visible_projects(scope)
     if project_filter.member_id is not None:
-        conditions.append(_has_member(project_filter.member_id))
+        conditions.append(has_member(project_filter.member_id))
     if project_filter.search:
         search = project_filter.search
         conditions.append(search_condition(search, col(Project.name), col(Project.description)))
@@ -152,7 +143,7 @@ async def users_sharing_a_project(
 
 
 async def ensure_active_member(
-    *, session: AsyncSession, project_id: int, user_id: int, field: str = "assigneeId"
+    *, session: AsyncSession, project_id: int, user_id: int, field: str = "assignee_id"
 ) -> None:
     """BAD_USER_INPUT on `field` unless the user exists and is an active member of the project.
 
@@ -214,19 +205,19 @@ async def add_member(*, session: AsyncSession, project_id: int, user_id: int) ->
     """Make an active user a member: unknown or inactive is BAD_USER_INPUT, twice is CONFLICT."""
     user = await session.get(User, user_id)
     if user is None:
-        raise BadUserInput(f"No user has the id {user_id}.", field="userId")
+        raise BadUserInput(f"No user has the id {user_id}.", field="user_id")
     if not user.is_active:
-        raise BadUserInput(f"User {user_id} is deactivated.", field="userId")
+        raise BadUserInput(f"User {user_id} is deactivated.", field="user_id")
     if await session.get(ProjectMember, (project_id, user_id)) is not None:
         raise Conflict(
-            f"User {user_id} is already a member of project {project_id}.", field="userId"
+            f"User {user_id} is already a member of project {project_id}.", field="user_id"
         )
     session.add(ProjectMember(project_id=project_id, user_id=user_id))
     try:
         await session.flush()
     except IntegrityError as exc:  # a concurrent add won the race
         raise Conflict(
-            f"User {user_id} is already a member of project {project_id}.", field="userId"
+            f"User {user_id} is already a member of project {project_id}.", field="user_id"
         ) from exc
     return user
 
@@ -234,7 +225,7 @@ async def add_member(*, session: AsyncSession, project_id: int, user_id: int) ->
 async def remove_member(*, session: AsyncSession, project_id: int, user_id: int) -> int:
     """End a membership and unassign the user's tasks in the project; how many were unassigned."""
     if await session.get(User, user_id) is None:
-        raise BadUserInput(f"No user has the id {user_id}.", field="userId")
+        raise BadUserInput(f"No user has the id {user_id}.", field="user_id")
     removed = await session.execute(
         sa.delete(ProjectMember).where(
             col(ProjectMember.project_id) == project_id, col(ProjectMember.user_id) == user_id
@@ -242,7 +233,7 @@ async def remove_member(*, session: AsyncSession, project_id: int, user_id: int)
     )
     if not removed.rowcount:  # type: ignore[attr-defined]
         raise BadUserInput(
-            f"User {user_id} is not a member of project {project_id}.", field="userId"
+            f"User {user_id} is not a member of project {project_id}.", field="user_id"
         )
     unassigned = await session.execute(
         sa.update(Task)

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from auth.policy import ReadScope
+from core.errors import BadUserInput
 from db import projects
-from db.models import DESCRIPTION_MAX, TITLE_MAX, Project, Task, TaskStatus, User, utcnow
+from db.models import TITLE_MAX, Project, Task, TaskStatus, User, utcnow
 from db.paging import (
     BY_ID,
     Joined,
@@ -23,8 +23,8 @@ from db.paging import (
     fetch_page,
 )
 from db.records import PROJECT_SHAPE, TASK_SHAPE, USER_SHAPE, TaskRecord
-from db.text import clean_text, search_condition
-from taskql.errors import BadUserInput
+from db.scopes import ReadScope, visible_tasks
+from db.text import clean_description, clean_text, search_condition
 
 # Statuses sort in workflow order, not alphabetically.
 STATUS_ORDER = {TaskStatus.PENDING: 0, TaskStatus.IN_PROGRESS: 1, TaskStatus.DONE: 2}
@@ -72,17 +72,8 @@ def clean_title(title: str) -> str:
     )
 
 
-def clean_description(description: str) -> str:
-    """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
-    return clean_text(
-        description, field="description", what="A description", max_length=DESCRIPTION_MAX
-    )
-
-
 def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if scope.user_id is not None:
-        conditions.append(col(Task.assigned_to) == scope.user_id)
+    conditions = visible_tasks(scope)
     f = task_filter
     if f.project_id is not None:
         conditions.append(col(Task.project_id) == f.project_id)
@@ -192,7 +183,7 @@ async def create_task(
         created_by=created_by,
     )
     if await session.get(Project, project_id) is None:
-        raise BadUserInput(f"No project has the id {project_id}.", field="projectId")
+        raise BadUserInput(f"No project has the id {project_id}.", field="project_id")
     if assignee_id is not None:
         await projects.ensure_active_member(
             session=session, project_id=project_id, user_id=assignee_id
@@ -227,11 +218,11 @@ async def _check_placement(session: AsyncSession, task: Task, changes: TaskChang
     """A task's assignee must be an active member of the project it ends up in."""
     project_id = changes.get("project_id", task.project_id)
     if "project_id" in changes and await session.get(Project, project_id) is None:
-        raise BadUserInput(f"No project has the id {project_id}.", field="projectId")
+        raise BadUserInput(f"No project has the id {project_id}.", field="project_id")
     assignee_id = changes.get("assignee_id", task.assigned_to)
     if assignee_id is None or ("assignee_id" not in changes and "project_id" not in changes):
         return
-    field = "assigneeId" if "assignee_id" in changes else "projectId"
+    field = "assignee_id" if "assignee_id" in changes else "project_id"
     await projects.ensure_active_member(
         session=session, project_id=project_id, user_id=assignee_id, field=field
     )

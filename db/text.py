@@ -6,7 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from taskql.errors import BadUserInput
+from core.errors import BadUserInput
+from db.models import DESCRIPTION_MAX
 
 
 def refuse_nul(value: str, *, field: str) -> str:
@@ -25,6 +26,13 @@ def clean_text(
         bounds = f"at most {max_length}" if min_length == 0 else f"{min_length} to {max_length}"
         raise BadUserInput(f"{what} must be {bounds} characters.", field=field)
     return cleaned
+
+
+def clean_description(description: str) -> str:
+    """At most DESCRIPTION_MAX characters, else BAD_USER_INPUT on `description`."""
+    return clean_text(
+        description, field="description", what="A description", max_length=DESCRIPTION_MAX
+    )
 
 
 def search_condition(text: str, *columns: sa.SQLColumnExpression[Any]) -> ColumnElement[bool]:

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from core.errors import Conflict
 from db.models import NAME_MAX, Role, User, utcnow
 from db.paging import BY_ID, Page, PageRequest, SortKey, fetch_page
 from db.refresh_tokens import revoke_user_tokens
 from db.text import clean_text, refuse_nul, search_condition
-from taskql.errors import Conflict
 
 USER_SORTS: dict[str, SortKey] = {
     "id": BY_ID,
@@ -69,7 +69,7 @@ async def create_user(
     """Insert a user; a taken email (in any letter case) is a CONFLICT."""
     user = User(
         email=refuse_nul(normalize_email(email), field="email"),
-        full_name=refuse_nul(full_name.strip(), field="fullName"),
+        full_name=refuse_nul(full_name.strip(), field="full_name"),
         hashed_password=hashed_password,
         role=role,
     )
@@ -99,7 +99,7 @@ async def set_password(*, session: AsyncSession, user: User, hashed_password: st
 def clean_full_name(full_name: str) -> str:
     """Trimmed, 1 to NAME_MAX characters, else BAD_USER_INPUT on `fullName`."""
     return clean_text(
-        full_name, field="fullName", what="Full name", min_length=1, max_length=NAME_MAX, trim=True
+        full_name, field="full_name", what="Full name", min_length=1, max_length=NAME_MAX, trim=True
     )
 
 
@@ -149,7 +149,7 @@ async def update_user(*, session: AsyncSession, user_id: int, changes: UserChang
         raise Conflict(
             "This is the last active admin: make another user an admin before demoting or "
             "deactivating this one.",
-            field="role" if role != Role.ADMIN else "isActive",
+            field="role" if role != Role.ADMIN else "is_active",
         )
     if user.is_active and not is_active:
         await revoke_user_tokens(session=session, user_id=user_id)

@@ -10,11 +10,11 @@ from strawberry.types import Info as StrawberryInfo
 from strawberry.types.unset import UNSET, UnsetType
 
 from auth.sessions import Authenticator
+from core.errors import Unauthenticated
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import User
 from graph.loaders import Loaders
-from taskql.errors import Unauthenticated
-from taskql.settings import Settings
 
 
 @dataclass

@@ -1,12 +1,13 @@
-"""Error masking: coded errors keep their message, anything unexpected is hidden and logged."""
+"""Error masking: coded errors keep their message and show their code (and the GraphQL name of
+the offending input field) as extensions; anything unexpected is hidden and logged."""
 
 import logging
 
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from taskql.errors import TaskQLError
-from taskql.request_id import current_request_id
+from core.errors import TaskQLError
+from core.request_id import current_request_id
 
 logger = logging.getLogger("taskql.graph")
 
@@ -22,11 +23,34 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (TaskQLError, GraphQLError))
 
 
+def graphql_name(python_name: str) -> str:
+    """The GraphQL (camelCase) name of a Python field name: `assignee_id` -> `assigneeId`."""
+    head, *rest = python_name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def coded_extensions(error: TaskQLError) -> dict[str, object]:
+    """`extensions` for a coded error: its code, and the input field it names, if any."""
+    extensions: dict[str, object] = {"code": error.code}
+    if error.field is not None:
+        extensions["field"] = graphql_name(error.field)
+    return extensions
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """Replace unexpected errors with a generic one carrying the request id, and log them."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected, error_message=INTERNAL_MESSAGE)
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        for error in errors:
+            if isinstance(error.original_error, TaskQLError):
+                error.extensions = {
+                    **(error.extensions or {}),
+                    **coded_extensions(error.original_error),
+                }
+        return super()._process_errors(errors)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = current_request_id()

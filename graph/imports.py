@@ -11,6 +11,7 @@ import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
+from core.errors import BadUserInput, NotFound
 from db import imports, models
 from graph.context import Info
 from graph.pagination import Connection, Edge, PageInfo, check_first
@@ -19,7 +20,6 @@ from graph.types import UserType, load_user
 from importer.jobs import submit_import, watch_job
 from importer.report import report_signer
 from importer.storage import CHUNK_BYTES
-from taskql.errors import BadUserInput, NotFound
 
 strawberry.enum(models.ImportStatus, name="ImportJobStatus", description="Where an import stands.")
 

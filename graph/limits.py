@@ -32,7 +32,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 
-from taskql.settings import Settings
+from core.settings import Settings
 
 ExtensionFactory = Callable[[], SchemaExtension]
 Rules = tuple[type[ASTValidationRule], ...]

@@ -11,12 +11,12 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from auth.policy import ReadScope
 from db import projects, tasks, users
 from db.engine import SessionFactory
 from db.models import Project, Task, TaskStatus, User
 from db.paging import Page, PageRequest
 from db.records import ProjectRecord, UserRecord
+from db.scopes import ReadScope
 
 K = TypeVar("K")
 V = TypeVar("V")

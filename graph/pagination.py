@@ -11,9 +11,9 @@ from typing import Any, Generic, Protocol, TypeVar
 import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
+from core.errors import BadUserInput
 from db.paging import Keyset, Page, PageRequest, SortKey
 from graph.context import Info
-from taskql.errors import BadUserInput
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")

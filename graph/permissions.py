@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Protocol
 from strawberry.permission import BasePermission
 
 from auth import policy
+from core.errors import NotFound
 from db.models import User
 from graph.context import Info
-from taskql.errors import NotFound
 
 UNAUTHENTICATED_MESSAGE = (
     "Authentication required: send an access token as `Authorization: Bearer <token>`."

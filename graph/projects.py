@@ -5,6 +5,7 @@ import enum
 import strawberry
 
 from auth import policy
+from core.errors import NotFound
 from db import projects
 from graph.context import Info
 from graph.pagination import (
@@ -22,7 +23,6 @@ from graph.permissions import (
     IsAuthenticated,
 )
 from graph.types import ProjectType, UserType, given
-from taskql.errors import NotFound
 
 
 @strawberry.input(description="Every field narrows the list further.")

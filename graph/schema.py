@@ -8,10 +8,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from core.settings import Settings
 from graph import auth, imports, projects, tasks, users
 from graph.errors import MaskUnexpectedErrors
 from graph.limits import limit_extensions
-from taskql.settings import Settings
 
 QUERY_TYPES: tuple[type, ...] = (
     auth.Query,

@@ -3,6 +3,7 @@
 import strawberry
 
 from auth import policy
+from core.errors import NotFound
 from db import tasks
 from db.models import TaskStatus
 from db.paging import Page
@@ -24,7 +25,6 @@ from graph.permissions import (
     IsAuthenticated,
 )
 from graph.types import TaskOrder, TaskType, given
-from taskql.errors import NotFound
 
 
 @strawberry.input(description="Every field narrows the list further.")

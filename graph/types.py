@@ -14,6 +14,7 @@ import strawberry
 from strawberry.permission import PermissionExtension
 
 from auth import policy
+from core.errors import BadUserInput, NotFound
 from db import models
 from db.paging import BY_ID
 from db.records import ProjectRecord, TaskRecord, UserRecord
@@ -27,7 +28,6 @@ from graph.pagination import (
     to_connection,
 )
 from graph.permissions import CanSeeRelatedUser, CanSeeUserDetails, IsAuthenticated
-from taskql.errors import BadUserInput, NotFound
 
 # The domain enums are the GraphQL enums: registering them marks the same classes.
 strawberry.enum(models.Role, name="Role", description="What a user may do.")

@@ -4,6 +4,7 @@ import enum
 
 import strawberry
 
+from core.errors import NotFound
 from db import users
 from db.models import Role
 from graph.context import Info
@@ -16,7 +17,6 @@ from graph.pagination import (
 )
 from graph.permissions import CanSeeInputUser, CanSeeUser, CanUpdateUser, IsAdmin, IsAuthenticated
 from graph.types import UserType, given
-from taskql.errors import NotFound
 
 
 @strawberry.input(description="Every field narrows the list further.")

@@ -3,12 +3,12 @@
 import asyncio
 from collections.abc import AsyncIterator
 
+from core.errors import NotFound
+from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
 from db.models import ImportJob, utcnow
 from importer.storage import remove_quietly, sanitize_file_name, store_upload, stored_path
-from taskql.errors import NotFound
-from taskql.settings import Settings
 
 
 async def submit_import(

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
 from db.models import ImportJob
-from taskql.settings import Settings
 
 PAGE_ROWS = 1000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -19,6 +19,7 @@ from datetime import timedelta
 import aiofiles.os
 import anyio
 
+from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
 from db.imports import LeaseLost
@@ -26,7 +27,6 @@ from db.models import ImportJob, ImportStatus, utcnow
 from importer import batches
 from importer.reader import CsvSource, FileProblem, Header, Scan, parse_header, scan_file
 from importer.storage import remove_quietly, stored_path
-from taskql.settings import Settings
 
 logger = logging.getLogger("taskql.importer")
 

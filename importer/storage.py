@@ -11,8 +11,8 @@ from pathlib import Path
 import aiofiles
 import aiofiles.os
 
+from core.errors import BadUserInput
 from db.models import FILE_NAME_MAX
-from taskql.errors import BadUserInput
 
 CHUNK_BYTES = 1024 * 1024
 DEFAULT_FILE_NAME = "upload.csv"

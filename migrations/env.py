@@ -6,9 +6,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import db.models  # noqa: F401  (registers every table on the metadata)
+from core.settings import Settings
 from db.engine import make_engine
 from db.models import metadata
-from taskql.settings import Settings
 
 config = context.config
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth.passwords import hasher_for
 from auth.sessions import Authenticator
 from auth.tokens import TokenCodec
+from core.settings import Settings, SettingsError, get_settings
 from db import migrate
 from db.engine import make_engine, make_session_factory
 from graph.context import TaskQLRouter, get_context
@@ -25,7 +26,6 @@ from taskql.bootstrap import ensure_admin_from_env
 from taskql.csrf import MultipartCsrfGuard
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
-from taskql.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("taskql.app")
 

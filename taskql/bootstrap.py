@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from auth.sessions import Authenticator
+from core.errors import Conflict
 from db.models import Role, User
-from taskql.errors import Conflict
 
 logger = logging.getLogger("taskql.bootstrap")
 

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from taskql.errors import TaskQLError
-from taskql.settings import Settings
+from core.errors import TaskQLError
+from core.settings import Settings
 from taskql.startup import ready_settings, settings_or_exit
 
 Handler = Callable[[argparse.Namespace], int]

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # the heavy imports wait until a command runs, to keep `taskql --help` quick
+    from core.settings import Settings
     from db.engine import SessionFactory
     from db.models import ImportJob
     from importer.runner import Progress
-    from taskql.settings import Settings
 
 from taskql.startup import ready_settings
 
@@ -86,8 +86,8 @@ class ProgressBar:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """`taskql import FILE.csv`: one import, run here, with a progress bar."""
+    from core.errors import TaskQLError
     from db.models import ImportStatus
-    from taskql.errors import TaskQLError
 
     settings = ready_settings()
     email = args.as_email or settings.admin_email

@@ -12,12 +12,12 @@ from fastapi.responses import StreamingResponse
 
 from auth import policy
 from auth.sessions import Authenticator
+from core.errors import Unauthenticated
 from db import imports
 from db.engine import SessionFactory
 from db.models import ImportJob, User
 from graph.context import bearer_token
 from importer.report import report_chunks, report_file_name, report_signer
-from taskql.errors import Unauthenticated
 
 router = APIRouter(tags=["imports"])
 

@@ -2,17 +2,13 @@
 
 import re
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+from core.request_id import request_id_bound
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HEADER = b"x-request-id"
-
-
-def current_request_id() -> str:
-    return _request_id.get()
 
 
 class RequestIdMiddleware:
@@ -27,7 +23,6 @@ class RequestIdMiddleware:
             return
         incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        token = _request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -36,7 +31,5 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        try:
+        with request_id_bound(request_id):
             await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)

@@ -3,7 +3,7 @@
 import asyncio
 import sys
 
-from taskql.settings import Settings, SettingsError, get_settings
+from core.settings import Settings, SettingsError, get_settings
 
 
 def settings_or_exit() -> Settings:

@@ -21,11 +21,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from core.settings import Settings
 from db import migrate
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Role, User, metadata
 from taskql.app import create_app, make_authenticator
-from taskql.settings import Settings
 from tests.importing import World, build_world
 
 BACKENDS = ("sqlite", "postgresql")

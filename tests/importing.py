@@ -15,10 +15,10 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportJob, ImportRowError, Project, ProjectMember, Task, User
 from importer.runner import ImportRunner
-from taskql.settings import Settings
 
 IMPORT_TASKS = """
 mutation Import($file: Upload!) {

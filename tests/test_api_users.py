@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import Conflict
 from db import users
 from db.engine import SessionFactory
 from db.models import Role
-from taskql.errors import Conflict
 from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
 from tests.world import World, build_world, pk
 

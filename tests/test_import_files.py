@@ -4,10 +4,10 @@ insert nothing."""
 import httpx
 import pytest
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportStatus, TaskStatus
 from importer.runner import ImportRunner
-from taskql.settings import Settings
 from tests.importing import (
     HEADER,
     World,

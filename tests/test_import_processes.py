@@ -22,9 +22,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportJob, ImportStatus, Role, Task, User
-from taskql.settings import Settings
 from tests.conftest import TokenFor, UserFactory
 from tests.importing import (
     World,

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
 from db.imports import LeaseLost
@@ -15,7 +16,6 @@ from importer.reader import column_key
 from importer.runner import GIVE_UP_MESSAGE, ImportRunner, background_runner
 from importer.storage import sanitize_file_name
 from importer.validation import parse_id, parse_status
-from taskql.settings import Settings
 from tests.importing import SEED_CSV, World, job_row, task_rows, upload_job
 
 

@@ -5,10 +5,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import Role
 from importer.report import report_signer
-from taskql.settings import Settings
 from tests.conftest import Gql, TokenFor, UserFactory
 from tests.importing import (
     HEADER,

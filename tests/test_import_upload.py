@@ -5,10 +5,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportStatus, Role, TaskStatus, User
 from taskql.app import create_app
-from taskql.settings import Settings
 from tests.conftest import Gql, TokenFor, UserFactory
 from tests.importing import (
     IMPORT_JOB,

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from graphql import get_introspection_query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
 from graph.limits import PreparedQueries
 from taskql.app import create_app
-from taskql.settings import Settings
 from tests.conftest import Gql, GqlResult
 
 QUICK_SECONDS = 2.0  # generous: the machine is shared; each refusal takes milliseconds alone

@@ -67,8 +67,8 @@ async def test_up_down_up_and_no_drift(scratch_url: str) -> None:
 async def test_readyz_reports_an_unmigrated_database(scratch_url: str) -> None:
     import httpx
 
+    from core.settings import Settings
     from taskql.app import create_app
-    from taskql.settings import Settings
 
     settings = Settings(
         environment="test", database_url=scratch_url, jwt_secret_key="k" * 40, bcrypt_rounds=4
@@ -86,8 +86,8 @@ async def test_readyz_reports_an_unmigrated_database(scratch_url: str) -> None:
 
 
 async def test_production_refuses_an_unmigrated_database(scratch_url: str) -> None:
+    from core.settings import Settings, SettingsError
     from taskql.app import prepare_database
-    from taskql.settings import Settings, SettingsError
 
     settings = Settings(environment="production", database_url=scratch_url, jwt_secret_key="k" * 40)
     engine = make_engine(scratch_url)

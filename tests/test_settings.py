@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from taskql.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+from core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
 
 CLEAN_ENV = (
     "DATABASE_URL",

@@ -29,9 +29,9 @@ from bench.common import TASKQL, free_port, stop, wait_ready
 from bench.read import wrk
 from bench.read.queries import Query, queries, statements_per_request, tokens
 from bench.read.seed import Seeded, Shape, seed
+from core.settings import Settings
 from db import migrate
 from db.engine import make_engine
-from taskql.settings import Settings
 
 SECRET = "bench-read-secret-bench-read-secret-0123456789"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskql_bench"

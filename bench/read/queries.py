@@ -10,9 +10,9 @@ from sqlalchemy import event
 
 from auth.tokens import TokenCodec
 from bench.read.seed import Seeded
+from core.settings import Settings
 from db.engine import make_engine
 from taskql.app import create_app
-from taskql.settings import Settings
 
 TASKS_50 = (
     "{ tasks(first: 50) { edges { node { id title status project { name } assignee { email } } }"

@@ -1,4 +1,8 @@
-"""The coded errors every layer may raise. GraphQL shows their code as `extensions.code`."""
+"""The coded errors every layer may raise; the API layers show `code` and `field` to the caller.
+
+`field` names the offending input in Python's words (`assignee_id`); graph/ turns it into the
+GraphQL name (`assigneeId`) for `extensions.field`.
+"""
 
 from typing import ClassVar
 
@@ -13,21 +17,9 @@ class TaskQLError(Exception):
         self.message = message
         self.field = field
 
-    @property
-    def extensions(self) -> dict[str, object]:
-        # graphql-core copies an original error's `extensions` onto the GraphQL error.
-        ext: dict[str, object] = {"code": self.code}
-        if self.field is not None:
-            ext["field"] = self.field
-        return ext
-
 
 class Unauthenticated(TaskQLError):
     code = "UNAUTHENTICATED"
-
-
-class Forbidden(TaskQLError):
-    code = "FORBIDDEN"
 
 
 class NotFound(TaskQLError):
