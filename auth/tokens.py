@@ -82,3 +82,11 @@ class TokenCodec:
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
             family=str(family) if family is not None else None,
         )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None

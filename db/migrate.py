@@ -1,5 +1,7 @@
 """Run and inspect Alembic migrations from code (the CLI, the server's start-up, the tests)."""
 
+import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -8,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger("taskql.migrate")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -49,3 +53,21 @@ async def pending_reason(engine: AsyncEngine) -> str | None:
     if not current:
         return "the database has no migrations applied"
     return f"the database is at {sorted(current)}, the code expects {sorted(heads)}"
+
+
+class DatabaseNotReady(RuntimeError):
+    """The database is behind the code and may not be migrated here (production)."""
+
+
+async def migrate_or_refuse(engine: AsyncEngine, url: str, *, may_migrate: bool) -> None:
+    """Bring the database to head when allowed (development, tests); otherwise refuse with the
+    reason and the command that fixes it. The one rule every start-up path follows."""
+    reason = await pending_reason(engine)
+    if reason is None:
+        return
+    if not may_migrate:
+        raise DatabaseNotReady(
+            f"Refusing to start: {reason}. Run `taskql migrate` (or `make migrate`) first."
+        )
+    logger.info("applying migrations (%s)", reason)
+    await asyncio.to_thread(upgrade, url)

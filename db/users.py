@@ -53,6 +53,14 @@ async def get_user_by_email(*, session: AsyncSession, email: str) -> User | None
     return result.scalar_one_or_none()
 
 
+async def any_admin(*, session: AsyncSession) -> bool:
+    """Whether at least one ADMIN account exists (active or not)."""
+    found = await session.execute(
+        sa.select(col(User.id)).where(col(User.role) == Role.ADMIN).limit(1)
+    )
+    return found.first() is not None
+
+
 async def get_users(*, session: AsyncSession, user_ids: Sequence[int]) -> list[User]:
     result = await session.execute(sa.select(User).where(User.id.in_(user_ids)))  # type: ignore[union-attr]
     return list(result.scalars())

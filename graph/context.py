@@ -1,5 +1,6 @@
 """The per-request context: settings, a session factory, the caller, and DataLoaders."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,9 @@ from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.types import Info as StrawberryInfo
 from strawberry.types.unset import UNSET, UnsetType
 
+from auth.services import Services
 from auth.sessions import Authenticator
+from auth.tokens import bearer_token
 from core.errors import Unauthenticated
 from core.settings import Settings
 from db.engine import SessionFactory
@@ -57,24 +60,23 @@ class Context(BaseContext):
 Info = StrawberryInfo[Context, Any]
 
 
-def bearer_token(connection: HTTPConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
+ContextGetter = Callable[[HTTPConnection], Awaitable[Context]]
 
 
-async def get_context(connection: HTTPConnection) -> Context:
-    """Built for every request (and every WebSocket connection) by the GraphQL router."""
-    state = connection.app.state
-    return Context(
-        settings=state.settings,
-        session_factory=state.session_factory,
-        authenticator=state.authenticator,
-        loaders=Loaders(state.session_factory),
-        token=bearer_token(connection),
-    )
+def context_getter(services: Services) -> ContextGetter:
+    """The router's context getter: a Context over `services` for every request (and every
+    WebSocket connection)."""
+
+    async def get_context(connection: HTTPConnection) -> Context:
+        return Context(
+            settings=services.settings,
+            session_factory=services.session_factory,
+            authenticator=services.authenticator,
+            loaders=Loaders(services.session_factory),
+            token=bearer_token(connection.headers.get("authorization")),
+        )
+
+    return get_context
 
 
 def connection_init_token(params: object) -> str | None:

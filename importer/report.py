@@ -6,10 +6,14 @@ import hmac
 import io
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
+import aiofiles
+
+from core.errors import NotFound
 from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
@@ -64,6 +68,35 @@ async def report_chunks(session_factory: SessionFactory, job: ImportJob) -> Asyn
             rows.append([*original, str(error.line), error.error])
         yield _csv_text(rows)
         after = page[-1].line
+
+
+async def write_report(session_factory: SessionFactory, job: ImportJob, path: Path) -> None:
+    """Write the job's error report to a file (the CLI's copy of the download)."""
+    async with aiofiles.open(path, "w", encoding="utf-8", newline="") as out:
+        async for chunk in report_chunks(session_factory, job):
+            await out.write(chunk)
+
+
+async def job_for_report(session_factory: SessionFactory, job_id: str) -> ImportJob:
+    """The job whose report is asked for; NOT_FOUND for an unknown or malformed id."""
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("No import job has this id.") from None
+    async with session_factory() as session:
+        job = await imports.get_job(session=session, job_id=job_id)
+    if job is None:
+        raise NotFound("No import job has this id.")
+    return job
+
+
+async def newest_job_of(session_factory: SessionFactory, user_id: int) -> ImportJob:
+    """The newest job this user submitted; NOT_FOUND when there is none."""
+    async with session_factory() as session:
+        job = await imports.newest_job_for_user(session=session, user_id=user_id)
+    if job is None:
+        raise NotFound("You have not imported any file yet.")
+    return job
 
 
 @dataclass(frozen=True, slots=True)

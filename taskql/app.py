@@ -3,7 +3,6 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import anyio
 from fastapi import FastAPI
@@ -12,17 +11,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth.passwords import hasher_for
-from auth.sessions import Authenticator
-from auth.tokens import TokenCodec
-from core.settings import Settings, SettingsError, get_settings
+from auth.admins import ensure_first_admin
+from auth.services import Services, build_services
+from core.settings import Settings, get_settings
 from db import migrate
-from db.engine import make_engine, make_session_factory
-from graph.context import TaskQLRouter, get_context
+from db.engine import make_engine
+from graph.context import TaskQLRouter, context_getter
 from graph.schema import build_schema
 from importer.runner import background_runner, settle_heap
 from taskql import reports
-from taskql.bootstrap import ensure_admin_from_env
 from taskql.csrf import MultipartCsrfGuard
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
@@ -32,68 +29,41 @@ logger = logging.getLogger("taskql.app")
 MULTIPART_OVERHEAD = 1024 * 1024
 
 
-def make_authenticator(settings: Settings, engine: AsyncEngine) -> Authenticator:
-    codec = TokenCodec(
-        secret=settings.jwt_secret_key,
-        algorithm=settings.jwt_algorithm,
-        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
-        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
-    )
-    return Authenticator(
-        codec=codec,
-        hasher=hasher_for(settings.bcrypt_rounds),
-        session_factory=make_session_factory(engine),
-    )
-
-
-async def prepare_database(settings: Settings, engine: AsyncEngine) -> None:
-    """Development migrates on start; production refuses an unmigrated database."""
-    reason = await migrate.pending_reason(engine)
-    if reason is None:
-        return
-    if settings.is_production:
-        raise SettingsError(
-            f"Refusing to start: {reason}. Run `taskql migrate` (or `make migrate`) first."
-        )
-    logger.info("applying migrations (%s)", reason)
-    await anyio.to_thread.run_sync(migrate.upgrade, settings.database_url)
-
-
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and engine and skip the lifespan."""
     settings = (settings or get_settings()).checked()
-    engine = engine or make_engine(settings.database_url)
-    authenticator = make_authenticator(settings, engine)
+    services = build_services(settings, engine or make_engine(settings.database_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await prepare_database(settings, engine)
-        await ensure_admin_from_env(authenticator, settings.admin_email, settings.admin_password)
+        await migrate.migrate_or_refuse(
+            services.engine, settings.database_url, may_migrate=not settings.is_production
+        )
+        await ensure_first_admin(
+            services.authenticator, settings.admin_email, settings.admin_password
+        )
         # Each request leaves many short-lived objects; frozen, the start-up heap (schema,
         # models, modules) is no longer walked by the collections they trigger.
         settle_heap()
         try:
-            async with background_runner(authenticator.session_factory, settings):
+            async with background_runner(services.session_factory, settings):
                 yield
         finally:
-            await engine.dispose()
+            await services.engine.dispose()
 
     app = FastAPI(title="TaskQL", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = authenticator.session_factory
-    app.state.authenticator = authenticator
+    app.state.services = services  # read through taskql.dependencies.get_services
 
     graphql = TaskQLRouter(
         build_schema(settings),
-        context_getter=get_context,
+        context_getter=context_getter(services),
         graphql_ide="graphiql",
         allowed_origins=settings.ws_allowed_origins,
         multipart_uploads_enabled=True,
     )
     app.include_router(graphql, prefix="/graphql")
     app.include_router(reports.router)
-    add_health_routes(app)
+    add_health_routes(app, services)
 
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -119,7 +89,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     return app
 
 
-def add_health_routes(app: FastAPI) -> None:
+def add_health_routes(app: FastAPI, services: Services) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         """The process is up."""
@@ -128,7 +98,7 @@ def add_health_routes(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         """The database answers and its migrations are at head."""
-        engine: AsyncEngine = app.state.engine
+        engine = services.engine
         try:
             with anyio.fail_after(5):
                 async with engine.connect() as conn:

@@ -78,13 +78,13 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 
 async def _create_admin(settings: Settings, email: str, password: str, full_name: str) -> None:
+    from auth.admins import create_admin
+    from auth.services import build_services
     from db.engine import make_engine
-    from taskql.app import make_authenticator
-    from taskql.bootstrap import create_admin
 
     engine = make_engine(settings.database_url)
     try:
-        authenticator = make_authenticator(settings, engine)
+        authenticator = build_services(settings, engine).authenticator
         await create_admin(authenticator, email=email, password=password, full_name=full_name)
     finally:
         await engine.dispose()

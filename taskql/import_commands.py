@@ -4,7 +4,6 @@ import argparse
 import asyncio
 import signal
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -104,57 +103,38 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(settings: "Settings", path: Path, email: str, report: str | None) -> "ImportJob":
-    from auth import policy
-    from db import imports, users
     from db.engine import make_engine, make_session_factory
-    from importer.jobs import submit_import
-    from importer.report import report_file_name
-    from importer.runner import ImportRunner
-    from importer.storage import file_chunks
+    from importer.local import import_file
 
     engine = make_engine(settings.database_url)
     try:
         sessions = make_session_factory(engine)
-        async with sessions() as session:
-            admin = await users.get_user_by_email(session=session, email=email)
-        if admin is None or not admin.is_active or not policy.is_admin(admin):
-            sys.exit(f"taskql: {email} is not an active admin")
-        assert admin.id is not None
-        lease = str(uuid.uuid4())  # the job starts RUNNING under our lease: no runner takes it
-        job = await submit_import(
+        bar = ProgressBar(sys.stderr)
+        job = await import_file(
             session_factory=sessions,
             settings=settings,
-            chunks=file_chunks(path),
-            file_name=path.name,
-            created_by=admin.id,
-            lease=lease,
+            path=path,
+            admin_email=email,
+            on_progress=bar,
         )
-        bar = ProgressBar(sys.stderr)
-        await ImportRunner(sessions, settings, on_progress=bar).process(job, lease)
         bar.close()
-        async with sessions() as session:
-            final = await imports.get_job(session=session, job_id=job.id)
-        assert final is not None
-        await _summarise(sessions, final, Path(report or report_file_name(final)))
-        return final
+        await _summarise(sessions, job, report)
+        return job
     finally:
         await engine.dispose()
 
 
-async def _summarise(sessions: "SessionFactory", job: "ImportJob", report: Path) -> None:
-    import aiofiles
-
-    from importer.report import report_chunks
+async def _summarise(sessions: "SessionFactory", job: "ImportJob", report: str | None) -> None:
+    from importer.report import report_file_name, write_report
 
     print(f"Import {job.id}: {job.status.value}")
     if job.message:
         print(f"  {job.message}")
     print(f"  {job.rows_imported:,} tasks imported, {job.rows_failed:,} rows rejected")
     if job.rows_failed:
-        async with aiofiles.open(report, "w", encoding="utf-8", newline="") as out:
-            async for chunk in report_chunks(sessions, job):
-                await out.write(chunk)
-        print(f"  Error report: {report}")
+        path = Path(report or report_file_name(job))
+        await write_report(sessions, job, path)
+        print(f"  Error report: {path}")
     print(f"  (also served at /imports/{job.id}/errors.csv to admins)")
 
 

@@ -1,23 +1,25 @@
 """REST downloads of import error reports: `GET /imports/{job_id}/errors.csv`, `GET /upload/errors`.
 
-An admin sends `Authorization: Bearer`; a browser link carries the signed `expires` and
-`signature` from `ImportJob.errorReportUrl` instead.
+Thin HTTP adapters over importer/report.py. An admin sends `Authorization: Bearer`; a browser
+link carries the signed `expires` and `signature` from `ImportJob.errorReportUrl` instead.
 """
 
-import uuid
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
-from auth import policy
-from auth.sessions import Authenticator
-from core.errors import Unauthenticated
-from db import imports
-from db.engine import SessionFactory
+from core.errors import NotFound
 from db.models import ImportJob, User
-from graph.context import bearer_token
-from importer.report import report_chunks, report_file_name, report_signer
+from importer.report import (
+    job_for_report,
+    newest_job_of,
+    report_chunks,
+    report_file_name,
+    report_signer,
+)
+from taskql.dependencies import NEED_BEARER, OptionalCaller, ServicesDep, admin_only
 
 router = APIRouter(tags=["imports"])
 
@@ -25,17 +27,36 @@ NEED_CREDENTIALS = (
     "Send an admin's `Authorization: Bearer <token>`, or use the signed link in "
     "ImportJob.errorReportUrl."
 )
+ADMINS_ONLY = "Only an admin may download import error reports."
+BAD_LINK = "This download link is invalid or has expired."
 
 
-async def _admin(request: Request, token: str) -> User:
-    authenticator: Authenticator = request.app.state.authenticator
-    try:
-        user = await authenticator.user_for_access_token(token)
-    except Unauthenticated as exc:
-        raise HTTPException(401, exc.message, headers={"WWW-Authenticate": "Bearer"}) from exc
-    if not policy.is_admin(user):
-        raise HTTPException(403, "Only an admin may download import error reports.")
-    return user
+async def report_admin(caller: OptionalCaller) -> User:
+    """An admin's bearer token: 401 without one, 403 for a USER."""
+    if caller is None:
+        raise HTTPException(401, NEED_CREDENTIALS, headers=NEED_BEARER)
+    return admin_only(caller, ADMINS_ONLY)
+
+
+async def report_reader(
+    job_id: str,
+    caller: OptionalCaller,
+    services: ServicesDep,
+    expires: int | None = None,
+    signature: str | None = None,
+) -> None:
+    """An admin's bearer token, or an unexpired link signed for this very job."""
+    if caller is not None:
+        admin_only(caller, ADMINS_ONLY)
+    elif expires is not None and signature is not None:
+        if not report_signer(services.settings).verify(job_id, expires, signature):
+            raise HTTPException(403, BAD_LINK)
+    else:
+        raise HTTPException(401, NEED_CREDENTIALS, headers=NEED_BEARER)
+
+
+ReportAdmin = Annotated[User, Depends(report_admin)]
+ReportReader = Depends(report_reader)
 
 
 def _content_disposition(file_name: str) -> str:
@@ -43,10 +64,9 @@ def _content_disposition(file_name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
-def _report_response(request: Request, job: ImportJob) -> StreamingResponse:
-    session_factory: SessionFactory = request.app.state.session_factory
+def _report_response(services: ServicesDep, job: ImportJob) -> StreamingResponse:
     return StreamingResponse(
-        report_chunks(session_factory, job),
+        report_chunks(services.session_factory, job),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": _content_disposition(report_file_name(job)),
@@ -56,46 +76,22 @@ def _report_response(request: Request, job: ImportJob) -> StreamingResponse:
     )
 
 
-async def _job(request: Request, job_id: str) -> ImportJob:
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise HTTPException(404, "No import job has this id.") from None
-    session_factory: SessionFactory = request.app.state.session_factory
-    async with session_factory() as session:
-        job = await imports.get_job(session=session, job_id=job_id)
-    if job is None:
-        raise HTTPException(404, "No import job has this id.")
-    return job
-
-
-@router.get("/imports/{job_id}/errors.csv")
-async def job_error_report(
-    request: Request, job_id: str, expires: int | None = None, signature: str | None = None
-) -> StreamingResponse:
+@router.get("/imports/{job_id}/errors.csv", dependencies=[ReportReader])
+async def job_error_report(job_id: str, services: ServicesDep) -> StreamingResponse:
     """One job's error report: its rejected rows with `row` and `error` columns."""
-    token = bearer_token(request)
-    if token is not None:
-        await _admin(request, token)
-    elif expires is not None and signature is not None:
-        if not report_signer(request.app.state.settings).verify(job_id, expires, signature):
-            raise HTTPException(403, "This download link is invalid or has expired.")
-    else:
-        raise HTTPException(401, NEED_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
-    return _report_response(request, await _job(request, job_id))
+    try:
+        job = await job_for_report(services.session_factory, job_id)
+    except NotFound as exc:
+        raise HTTPException(404, exc.message) from exc
+    return _report_response(services, job)
 
 
 @router.get("/upload/errors")
-async def newest_error_report(request: Request) -> StreamingResponse:
+async def newest_error_report(admin: ReportAdmin, services: ServicesDep) -> StreamingResponse:
     """The error report of the calling admin's newest import."""
-    token = bearer_token(request)
-    if token is None:
-        raise HTTPException(401, NEED_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
-    admin = await _admin(request, token)
     assert admin.id is not None
-    session_factory: SessionFactory = request.app.state.session_factory
-    async with session_factory() as session:
-        job = await imports.newest_job_for_user(session=session, user_id=admin.id)
-    if job is None:
-        raise HTTPException(404, "You have not imported any file yet.")
-    return _report_response(request, job)
+    try:
+        job = await newest_job_of(services.session_factory, admin.id)
+    except NotFound as exc:
+        raise HTTPException(404, exc.message) from exc
+    return _report_response(services, job)

@@ -14,24 +14,26 @@ def settings_or_exit() -> Settings:
         sys.exit(f"taskql: {exc}")
 
 
-async def _pending(settings: Settings) -> str | None:
+async def _migrate_or_refuse(settings: Settings) -> None:
     from db import migrate
     from db.engine import make_engine
 
     engine = make_engine(settings.database_url)
     try:
-        return await migrate.pending_reason(engine)
+        await migrate.migrate_or_refuse(
+            engine, settings.database_url, may_migrate=not settings.is_production
+        )
     finally:
         await engine.dispose()
 
 
 def ready_settings() -> Settings:
     """Settings with the database at head: development migrates it, production refuses to go on."""
-    from db import migrate
+    from db.migrate import DatabaseNotReady
 
     settings = settings_or_exit()
-    if not settings.is_production:
-        migrate.upgrade(settings.database_url)
-    elif (reason := asyncio.run(_pending(settings))) is not None:
-        sys.exit(f"taskql: refusing to start: {reason}. Run `taskql migrate` first.")
+    try:
+        asyncio.run(_migrate_or_refuse(settings))
+    except DatabaseNotReady as exc:
+        sys.exit(f"taskql: {exc}")
     return settings

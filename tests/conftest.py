@@ -21,11 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from auth.services import build_services
 from core.settings import Settings
 from db import migrate
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Role, User, metadata
-from taskql.app import create_app, make_authenticator
+from taskql.app import create_app
 from tests.importing import World, build_world
 
 BACKENDS = ("sqlite", "postgresql")
@@ -246,7 +247,7 @@ TokenFor = Callable[[User], str]
 @pytest.fixture
 def token_for(settings: Settings, engine: AsyncEngine) -> TokenFor:
     """A valid access token for a user, minted directly (no bcrypt, no HTTP)."""
-    codec = make_authenticator(settings, engine).codec
+    codec = build_services(settings, engine).authenticator.codec
 
     def mint(user: User) -> str:
         assert user.id is not None

@@ -86,16 +86,12 @@ async def test_readyz_reports_an_unmigrated_database(scratch_url: str) -> None:
 
 
 async def test_production_refuses_an_unmigrated_database(scratch_url: str) -> None:
-    from core.settings import Settings, SettingsError
-    from taskql.app import prepare_database
-
-    settings = Settings(environment="production", database_url=scratch_url, jwt_secret_key="k" * 40)
     engine = make_engine(scratch_url)
     try:
-        with pytest.raises(SettingsError, match="taskql migrate"):
-            await prepare_database(settings, engine)
-        dev = settings.model_copy(update={"environment": "development"})
-        await prepare_database(dev, engine)  # development migrates instead
+        with pytest.raises(migrate.DatabaseNotReady, match="taskql migrate"):
+            await migrate.migrate_or_refuse(engine, scratch_url, may_migrate=False)
+        # development migrates instead
+        await migrate.migrate_or_refuse(engine, scratch_url, may_migrate=True)
         assert await migrate.pending_reason(engine) is None
     finally:
         await engine.dispose()

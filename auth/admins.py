@@ -2,14 +2,12 @@
 
 import logging
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from auth.sessions import Authenticator
 from core.errors import Conflict
+from db import users
 from db.models import Role, User
 
-logger = logging.getLogger("taskql.bootstrap")
+logger = logging.getLogger("taskql.admins")
 
 
 async def create_admin(
@@ -21,17 +19,14 @@ async def create_admin(
     )
 
 
-async def ensure_admin_from_env(
+async def ensure_first_admin(
     authenticator: Authenticator, email: str | None, password: str | None
 ) -> None:
     """Create the admin named by TASKQL_ADMIN_EMAIL/PASSWORD when no admin exists yet."""
     if not email or not password:
         return
     async with authenticator.session_factory() as session:
-        found = await session.execute(
-            sa.select(col(User.id)).where(col(User.role) == Role.ADMIN).limit(1)
-        )
-        if found.first() is not None:
+        if await users.any_admin(session=session):
             return
     try:
         await create_admin(authenticator, email=email, password=password)
