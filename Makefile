@@ -30,15 +30,25 @@ test: $(STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_UR
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint and format check) and mypy --strict
+lint: $(STAMP) ## ruff (lint, format check), mypy --strict, import layers, schema.graphql in sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_schema_file.py
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+.PHONY: hooks
+hooks: $(STAMP) ## Install the git pre-commit hooks (what `make lint` runs, on each commit)
+	$(BIN)/pre-commit install
+
+.PHONY: migration
+migration: $(STAMP) ## New Alembic revision from the models: make migration MESSAGE="add x"
+	$(BIN)/alembic revision --autogenerate -m "$(MESSAGE)"
 
 .PHONY: migrate
 migrate: $(STAMP) ## Apply pending migrations to DATABASE_URL
