@@ -35,7 +35,7 @@ class Keyset:
     """A position in an ordered list: the sort value and the id of a row."""
 
     value: Any
-    id: int
+    id: int | str  # a UUID string for import jobs
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ import strawberry
 
 from graph.context import Info
 from graph.permissions import IsAuthenticated
-from graph.types import UserType
+from graph.users import UserType
 
 
 @strawberry.input

@@ -1,8 +1,5 @@
 """CSV import: the importTasks upload, ImportJob queries, and the importJobProgress subscription."""
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
@@ -13,17 +10,27 @@ from strawberry.file_uploads import Upload
 
 from core.errors import BadUserInput, NotFound
 from db import imports, models
+from db.paging import Keyset, Page, PageRequest
 from graph.context import Info
-from graph.pagination import Connection, Edge, PageInfo, check_first
+from graph.pagination import (
+    DEFAULT_PAGE_SIZE,
+    Connection,
+    CursorFormat,
+    keyset_request,
+    to_connection,
+)
 from graph.permissions import IsAdmin
-from graph.types import UserType, load_user
+from graph.users import UserType, load_user
 from importer.jobs import submit_import, watch_job
 from importer.report import report_signer
 from importer.storage import CHUNK_BYTES
 
 strawberry.enum(models.ImportStatus, name="ImportJobStatus", description="Where an import stands.")
 
-DEFAULT_PAGE_SIZE = 20
+# The one ordering of importJobs (db/imports.py list_jobs): newest first, ids are UUID strings.
+NEWEST_FIRST = CursorFormat(
+    sort="created_at", kind="datetime", descending=True, id_type=str, orderable=False
+)
 
 
 @strawberry.type(name="ImportJob", description="One uploaded CSV file of tasks and its processing.")
@@ -82,21 +89,18 @@ class ImportJobType:
         return report_signer(info.context.settings).url(str(self.id))
 
 
-def _encode_cursor(job: models.ImportJob) -> str:
-    raw = json.dumps(["import", job.created_at.isoformat(), job.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        kind, created_at, job_id = json.loads(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        )
-        if kind != "import" or not isinstance(job_id, str):
-            raise ValueError(kind)
-        return datetime.fromisoformat(created_at), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise BadUserInput("Invalid cursor.", field="after") from exc
+def _job_page(
+    jobs: list[models.ImportJob], request: PageRequest, total: int | None
+) -> Page[models.ImportJob]:
+    """The page in `jobs`, read with one row more than it shows to tell whether more follow."""
+    shown = jobs[: request.first]
+    return Page(
+        items=shown,
+        keys=[Keyset(job.created_at, job.id) for job in shown],
+        has_next=len(jobs) > request.first,
+        has_previous=request.after is not None,
+        total=total,
+    )
 
 
 def _job_id(value: str) -> str:
@@ -120,23 +124,14 @@ class Query:
     async def import_jobs(
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[ImportJobType]:
-        check_first(info, first)
-        keyset = _decode_cursor(after) if after is not None else None
+        request = keyset_request(info, first=first, after=after, form=NEWEST_FIRST)
+        after_job = None if request.after is None else (request.after.value, str(request.after.id))
         async with info.context.session_factory() as session:
-            jobs = await imports.list_jobs(session=session, limit=first + 1, after=keyset)
-            total = await imports.count_jobs(session=session)
-        page = jobs[:first]
-        edges = [Edge(cursor=_encode_cursor(j), node=ImportJobType.from_model(j)) for j in page]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(jobs) > first,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            total_count=total,
-        )
+            jobs = await imports.list_jobs(
+                session=session, limit=request.first + 1, after=after_job
+            )
+            total = await imports.count_jobs(session=session) if request.with_total else None
+        return to_connection(_job_page(jobs, request, total), request, ImportJobType.from_model)
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:

@@ -5,6 +5,7 @@ import binascii
 import enum
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -12,13 +13,14 @@ import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from core.errors import BadUserInput
-from db.paging import Keyset, Page, PageRequest, SortKey
+from db.paging import BY_ID, Keyset, Page, PageRequest, SortKey, SortKind
 from graph.context import Info
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
 
 DEFAULT_PAGE_SIZE = 20
+BY_ID_ONLY = {"id": BY_ID}  # the sorts of a list that only runs by id
 
 
 @strawberry.enum(description="Which way an ordering runs.")
@@ -59,7 +61,7 @@ def encode_cursor(sort: str, descending: bool, key: Keyset) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _cursor_value(kind: str, value: Any) -> Any:
+def _cursor_value(kind: SortKind, value: Any) -> Any:
     if kind == "id" and value is None:
         return None
     if kind == "datetime" and isinstance(value, str):
@@ -73,19 +75,34 @@ def _cursor_value(kind: str, value: Any) -> Any:
     raise ValueError(value)
 
 
-def decode_cursor(cursor: str, sort: str, descending: bool, key: SortKey) -> Keyset:
+@dataclass(frozen=True, slots=True)
+class CursorFormat:
+    """What the cursors of one ordering hold: its sort and direction, the kind of the sort's
+    value, and the type of the row ids."""
+
+    sort: str
+    kind: SortKind
+    descending: bool = False
+    id_type: type[int] | type[str] = int
+    # A list that takes an orderBy can tell the caller that a cursor came from another ordering.
+    orderable: bool = True
+
+
+def decode_cursor(cursor: str, form: CursorFormat) -> Keyset:
     """The keyset a cursor points at; BAD_USER_INPUT on `after` when it is not one of ours."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         name, direction, value, row_id = raw
-        if name != sort or direction != ("d" if descending else "a"):
+        if name != form.sort or direction != ("d" if form.descending else "a"):
+            if not form.orderable:
+                raise ValueError(name)
             raise BadUserInput(
                 "This cursor belongs to another ordering: repeat the orderBy it came with.",
                 field="after",
             )
-        if type(row_id) is not int:
+        if type(row_id) is not form.id_type:  # exact: bool is an int too
             raise ValueError(row_id)
-        return Keyset(_cursor_value(key.kind, value), row_id)
+        return Keyset(_cursor_value(form.kind, value), row_id)
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise BadUserInput("Invalid cursor.", field="after") from exc
 
@@ -123,6 +140,20 @@ class Ordering(Protocol):
     def direction(self) -> OrderDirection: ...
 
 
+def keyset_request(info: Info, *, first: int, after: str | None, form: CursorFormat) -> PageRequest:
+    """Check `first` and `after` for a list in one ordering; count the whole list only when
+    `totalCount` is asked for."""
+    check_first(info, first)
+    keyset = None if after is None else decode_cursor(after, form)
+    with_total = any(
+        next(_children(field.selections, "totalCount"), None) is not None
+        for field in info.selected_fields
+    )
+    return PageRequest(
+        first=first, sort=form.sort, descending=form.descending, after=keyset, with_total=with_total
+    )
+
+
 def page_request(
     info: Info,
     *,
@@ -131,21 +162,11 @@ def page_request(
     sorts: Mapping[str, SortKey],
     order: Ordering | None = None,
 ) -> PageRequest:
-    """Check `first` and `after`; count the whole list only when `totalCount` is asked for.
-
-    Without `order` the list runs by id, ascending.
-    """
+    """The page request of a list with an `orderBy`; without `order` it runs by id, ascending."""
     sort = "id" if order is None else str(order.field.value)
     descending = order is not None and order.direction == OrderDirection.DESC
-    check_first(info, first)
-    keyset = None if after is None else decode_cursor(after, sort, descending, sorts[sort])
-    with_total = any(
-        next(_children(field.selections, "totalCount"), None) is not None
-        for field in info.selected_fields
-    )
-    return PageRequest(
-        first=first, sort=sort, descending=descending, after=keyset, with_total=with_total
-    )
+    form = CursorFormat(sort=sort, kind=sorts[sort].kind, descending=descending)
+    return keyset_request(info, first=first, after=after, form=form)
 
 
 def to_connection(

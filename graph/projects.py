@@ -1,14 +1,20 @@
-"""Projects and their members: project, projects, and the project mutations."""
+"""Projects and their members: the Project type, project, projects, and the project mutations."""
 
 import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from auth import policy
 from core.errors import NotFound
-from db import projects
+from db import models, projects
+from db.records import ProjectRecord
+from db.tasks import TASK_SORTS
 from graph.context import Info
+from graph.inputs import given
 from graph.pagination import (
+    BY_ID_ONLY,
     DEFAULT_PAGE_SIZE,
     Connection,
     OrderDirection,
@@ -22,7 +28,80 @@ from graph.permissions import (
     IsAdmin,
     IsAuthenticated,
 )
-from graph.types import ProjectType, UserType, given
+from graph.resolving import lazy_class
+from graph.users import UserType, creator_field, load_user
+
+if TYPE_CHECKING:
+    from graph.tasks import TaskOrder, TaskType
+
+
+@strawberry.type(description="How many of a project's tasks (those the caller sees) are where.")
+class TaskCounts:
+    total: int
+    pending: int
+    in_progress: int
+    done: int
+
+
+@strawberry.type(name="Project", description="A set of tasks and the people working on them.")
+class ProjectType:
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    created_by_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, project: models.Project | ProjectRecord) -> "ProjectType":
+        assert project.id is not None
+        return cls(
+            id=project.id,
+            name=project.name,
+            description=project.description,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+            created_by_id=project.created_by,
+        )
+
+    @creator_field()
+    async def created_by(self, info: Info) -> UserType | None:
+        return await load_user(info, self.created_by_id)
+
+    @strawberry.field(description="The project's members, by user id.")
+    async def members(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[UserType]:
+        request = page_request(info, first=first, after=after, sorts=BY_ID_ONLY)
+        page = await info.context.loaders.members_by_project.load((self.id, request))
+        return to_connection(page, request, UserType.from_model)
+
+    @strawberry.field(description="The project's tasks that the caller sees.")
+    async def tasks(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        order_by: Annotated["TaskOrder", strawberry.lazy("graph.tasks")] | None = None,
+    ) -> Connection[Annotated["TaskType", strawberry.lazy("graph.tasks")]]:
+        # Through strawberry.lazy, as in the annotation: graph.tasks imports this module.
+        task_type = lazy_class("graph.tasks", "TaskType")
+        scope = policy.read_scope(await info.context.require_user())
+        request = page_request(info, first=first, after=after, sorts=TASK_SORTS, order=order_by)
+        page = await info.context.loaders.tasks_by_project.load((self.id, scope, request))
+        return to_connection(page, request, task_type.from_model)
+
+    @strawberry.field(description="Task counts by status, over the tasks the caller sees.")
+    async def task_counts(self, info: Info) -> TaskCounts:
+        scope = policy.read_scope(await info.context.require_user())
+        counts = await info.context.loaders.task_counts_by_project.load((self.id, scope))
+        status = models.TaskStatus
+        return TaskCounts(
+            total=sum(counts.values()),
+            pending=counts.get(status.PENDING, 0),
+            in_progress=counts.get(status.IN_PROGRESS, 0),
+            done=counts.get(status.DONE, 0),
+        )
 
 
 @strawberry.input(description="Every field narrows the list further.")

@@ -1,17 +1,23 @@
-"""Tasks: task, tasks, createTask, updateTask and deleteTask."""
+"""Tasks: the Task type, task, tasks, createTask, updateTask and deleteTask."""
+
+import enum
+from collections.abc import Awaitable
+from datetime import datetime
 
 import strawberry
 
 from auth import policy
 from core.errors import NotFound
-from db import tasks
+from db import models, tasks
 from db.models import TaskStatus
 from db.paging import Page
-from db.records import TaskRecord
+from db.records import ProjectRecord, TaskRecord
 from graph.context import Info
+from graph.inputs import given
 from graph.pagination import (
     DEFAULT_PAGE_SIZE,
     Connection,
+    OrderDirection,
     node_selects,
     page_request,
     to_connection,
@@ -24,7 +30,77 @@ from graph.permissions import (
     IsAdmin,
     IsAuthenticated,
 )
-from graph.types import TaskOrder, TaskType, given
+from graph.projects import ProjectType
+from graph.resolving import loaded
+from graph.users import UserType, creator_field, load_user, user_or_none
+
+# The domain enum is the GraphQL enum: registering it marks the same class.
+strawberry.enum(TaskStatus, name="TaskStatus", description="Where a task stands.")
+
+
+@strawberry.enum(description="What a task list can be ordered by; the id breaks ties.")
+class TaskOrderField(enum.Enum):
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+    TITLE = "title"
+    STATUS = strawberry.enum_value("status", description="Workflow order: PENDING first.")
+
+
+@strawberry.input(description="How to order tasks. Without it: by id, oldest first.")
+class TaskOrder:
+    field: TaskOrderField
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type(name="Task", description="A piece of work in a project.")
+class TaskType:
+    id: int
+    title: str
+    description: str
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    project_id: strawberry.Private[int]
+    assignee_id: strawberry.Private[int | None]
+    created_by_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, task: models.Task | TaskRecord) -> "TaskType":
+        assert task.id is not None
+        return cls(
+            id=task.id,
+            title=task.title,
+            description=task.description,
+            status=task.status,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            project_id=task.project_id,
+            assignee_id=task.assigned_to,
+            created_by_id=task.created_by,
+        )
+
+    # Sync resolvers: when the page already primed the loader (Query.tasks below), the value
+    # comes back at once, and graphql-core schedules no coroutine for each of the page's rows.
+    @strawberry.field(description="The project the task belongs to.", graphql_type=ProjectType)
+    def project(self, info: Info) -> ProjectType | Awaitable[ProjectType]:
+        return loaded(info.context.loaders.project_by_id.load(self.project_id), self._project)
+
+    def _project(self, project: models.Project | ProjectRecord | None) -> ProjectType:
+        if project is None:  # deleted since the task was read (tasks go with their project)
+            raise NotFound(f"No project has the id {self.project_id}.")
+        return ProjectType.from_model(project)
+
+    @strawberry.field(
+        description="Who the task is assigned to, if anyone.", graphql_type=UserType | None
+    )
+    def assignee(self, info: Info) -> UserType | Awaitable[UserType | None] | None:
+        if self.assignee_id is None:
+            return None
+        return loaded(info.context.loaders.user_by_id.load(self.assignee_id), user_or_none)
+
+    @creator_field()
+    async def created_by(self, info: Info) -> UserType | None:
+        return await load_user(info, self.created_by_id)
 
 
 @strawberry.input(description="Every field narrows the list further.")

@@ -1,22 +1,112 @@
-"""Users: user, users, updateUser and changePassword."""
+"""Users: the User type, user, users, updateUser and changePassword."""
 
 import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.permission import PermissionExtension
 
 from core.errors import NotFound
 from db import users
-from db.models import Role
+from db.models import Role, User
+from db.records import UserRecord
 from graph.context import Info
+from graph.inputs import given
 from graph.pagination import (
+    BY_ID_ONLY,
     DEFAULT_PAGE_SIZE,
     Connection,
     OrderDirection,
     page_request,
     to_connection,
 )
-from graph.permissions import CanSeeInputUser, CanSeeUser, CanUpdateUser, IsAdmin, IsAuthenticated
-from graph.types import UserType, given
+from graph.permissions import (
+    CanSeeInputUser,
+    CanSeeRelatedUser,
+    CanSeeUser,
+    CanSeeUserDetails,
+    CanUpdateUser,
+    IsAdmin,
+    IsAuthenticated,
+)
+from graph.resolving import lazy_class
+
+if TYPE_CHECKING:
+    from graph.projects import ProjectType
+
+# The domain enum is the GraphQL enum: registering it marks the same class.
+strawberry.enum(Role, name="Role", description="What a user may do.")
+
+
+def _user_detail(description: str) -> Any:
+    return strawberry.field(permission_classes=[CanSeeUserDetails], description=description)
+
+
+@strawberry.type(name="User", description="A person who can log in.")
+class UserType:
+    id: int
+    email: str
+    full_name: str
+    model: strawberry.Private[User | UserRecord]
+    # True when handed to the person it describes (register, login), whose request has no token.
+    handed_to_owner: strawberry.Private[bool] = False
+
+    @classmethod
+    def from_model(cls, user: User | UserRecord) -> "UserType":
+        assert user.id is not None
+        return cls(id=user.id, email=user.email, full_name=user.full_name, model=user)
+
+    @classmethod
+    def for_owner(cls, user: User) -> "UserType":
+        """The user, as shown to themselves."""
+        shown = cls.from_model(user)
+        shown.handed_to_owner = True
+        return shown
+
+    @_user_detail("Admins and the user themselves only.")
+    def role(self) -> Role | None:
+        return self.model.role
+
+    @_user_detail("Admins and the user themselves only.")
+    def is_active(self) -> bool | None:
+        return self.model.is_active
+
+    @_user_detail("Admins and the user themselves only.")
+    def created_at(self) -> datetime | None:
+        return self.model.created_at
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated, CanSeeUserDetails],
+        description="The projects the user is a member of, by id. Admins and the user only.",
+    )
+    async def projects(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> Connection[Annotated["ProjectType", strawberry.lazy("graph.projects")]] | None:
+        # Through strawberry.lazy, as in the annotation: graph.projects imports this module.
+        project_type = lazy_class("graph.projects", "ProjectType")
+        request = page_request(info, first=first, after=after, sorts=BY_ID_ONLY)
+        page = await info.context.loaders.projects_by_member.load((self.id, request))
+        return to_connection(page, request, project_type.from_model)
+
+
+def user_or_none(user: User | UserRecord | None) -> UserType | None:
+    """The user as a User object; None for none."""
+    return None if user is None else UserType.from_model(user)
+
+
+async def load_user(info: Info, user_id: int | None) -> UserType | None:
+    """The user with this id through the request's loader; None for no id or no user."""
+    user = None if user_id is None else await info.context.loaders.user_by_id.load(user_id)
+    return user_or_none(user)
+
+
+def creator_field() -> Any:
+    """The `createdBy` field of a type: null, not an error, when the caller may not see them."""
+    return strawberry.field(
+        extensions=[PermissionExtension([CanSeeRelatedUser()], fail_silently=True)],
+        description="Who created it; null when gone or when the caller may not see them.",
+    )
 
 
 @strawberry.input(description="Every field narrows the list further.")
