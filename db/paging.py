@@ -44,6 +44,7 @@ class PageRequest:
 
     first: int
     sort: str = "id"
+    kind: SortKind = "id"
     descending: bool = False
     after: Keyset | None = None
     with_total: bool = False

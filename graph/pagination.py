@@ -1,18 +1,15 @@
 """Relay-style connections over keyset pages: opaque cursors, `first`/`after`, `totalCount`."""
 
-import base64
-import binascii
 import enum
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import strawberry
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from core.errors import BadUserInput
+from db.cursors import encode_cursor, parse_cursor, parse_value
 from db.paging import BY_ID, Keyset, Page, PageRequest, SortKey, SortKind
 from graph.context import Info
 
@@ -54,27 +51,6 @@ class Connection(Generic[NodeT]):
     )
 
 
-def encode_cursor(sort: str, descending: bool, key: Keyset) -> str:
-    """An opaque cursor: the ordering it belongs to, the row's sort value and its id."""
-    value = key.value.isoformat() if isinstance(key.value, datetime) else key.value
-    raw = json.dumps([sort, "d" if descending else "a", value, key.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _cursor_value(kind: SortKind, value: Any) -> Any:
-    if kind == "id" and value is None:
-        return None
-    if kind == "datetime" and isinstance(value, str):
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is not None:
-            return parsed
-    elif (kind == "text" and isinstance(value, str)) or (
-        kind == "int" and type(value) is int  # bool is an int too
-    ):
-        return value
-    raise ValueError(value)
-
-
 @dataclass(frozen=True, slots=True)
 class CursorFormat:
     """What the cursors of one ordering hold: its sort and direction, the kind of the sort's
@@ -91,19 +67,18 @@ class CursorFormat:
 def decode_cursor(cursor: str, form: CursorFormat) -> Keyset:
     """The keyset a cursor points at; BAD_USER_INPUT on `after` when it is not one of ours."""
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        name, direction, value, row_id = raw
-        if name != form.sort or direction != ("d" if form.descending else "a"):
+        sort, descending, row_id, value = parse_cursor(cursor)
+        if sort != form.sort or descending != form.descending:
             if not form.orderable:
-                raise ValueError(name)
+                raise ValueError(sort)
             raise BadUserInput(
                 "This cursor belongs to another ordering: repeat the orderBy it came with.",
                 field="after",
             )
-        if type(row_id) is not form.id_type:  # exact: bool is an int too
+        if form.id_type is int and not row_id.isdigit():
             raise ValueError(row_id)
-        return Keyset(_cursor_value(form.kind, value), row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+        return Keyset(parse_value(form.kind, value), form.id_type(row_id))
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise BadUserInput("Invalid cursor.", field="after") from exc
 
 
@@ -150,7 +125,12 @@ def keyset_request(info: Info, *, first: int, after: str | None, form: CursorFor
         for field in info.selected_fields
     )
     return PageRequest(
-        first=first, sort=form.sort, descending=form.descending, after=keyset, with_total=with_total
+        first=first,
+        sort=form.sort,
+        kind=form.kind,
+        descending=form.descending,
+        after=keyset,
+        with_total=with_total,
     )
 
 
@@ -173,7 +153,9 @@ def to_connection(
     page: Page[RowT], request: PageRequest, node: Callable[[RowT], NodeT]
 ) -> Connection[NodeT]:
     """Map a page of rows onto a connection of GraphQL nodes."""
-    cursors = [encode_cursor(request.sort, request.descending, key) for key in page.keys]
+    cursors = [
+        encode_cursor(request.sort, request.descending, request.kind, key) for key in page.keys
+    ]
     return Connection(
         edges=[Edge(cursor=c, node=node(row)) for c, row in zip(cursors, page.items, strict=True)],
         page_info=PageInfo(
