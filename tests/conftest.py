@@ -3,61 +3,52 @@
 Every test that asks for `engine` (directly or through `app`, `client`, `gql`, ...) runs once on
 SQLite and once on PostgreSQL when TEST_DATABASE_URL is set. Under CI=true a missing or
 unreachable PostgreSQL is an error, never a skip.
+
+This file holds fixtures and hooks only; test modules import helpers from tests/support.
 """
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import sqlalchemy as sa
 from fastapi import FastAPI
 from passlib.hash import bcrypt
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.services import build_services
 from core.settings import Settings
 from db import migrate
 from db.engine import SessionFactory, make_engine, make_session_factory
-from db.models import Role, User, metadata
+from db.models import Role, User
 from taskql.app import create_app
-from tests.importing import World, build_world
-
-BACKENDS = ("sqlite", "postgresql")
-TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-TEST_BCRYPT_ROUNDS = 4  # the production cost (12) is checked in test_auth; tests need speed
-DEFAULT_PASSWORD = "correct horse battery"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def postgres_url() -> str | None:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return Settings(database_url=url).database_url
-    return None
+from tests.support.accounts import (
+    DEFAULT_PASSWORD,
+    TEST_BCRYPT_ROUNDS,
+    TEST_SECRET,
+    TokenFor,
+    UserFactory,
+)
+from tests.support.database import (
+    BACKENDS,
+    IN_CI,
+    postgres_url,
+    recreate_postgres_database,
+    scratch_postgres_url,
+    sqlite_url,
+    truncate_all,
+)
+from tests.support.graphql import Gql, post_graphql
+from tests.support.world import ImportWorld, World, build_import_world, build_world
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if IN_CI and not postgres_url():
         raise pytest.UsageError("CI=true but TEST_DATABASE_URL is not set: PostgreSQL must run")
-
-
-async def recreate_postgres_database(admin_url: str, name: str, *, create: bool) -> None:
-    """Drop (and create) a scratch database through a connection to TEST_DATABASE_URL's."""
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if create:
-                await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -71,13 +62,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'taskql.db'}"
+        return sqlite_url(tmp_path_factory.mktemp("db") / "taskql.db")
     # Each run gets its own database, so parallel runs on one server cannot disturb each other.
-    url = postgres_url()
-    assert url is not None
-    parsed = make_url(url)
-    name = f"{parsed.database}_run_{os.getpid()}"
-    return parsed.set(database=name).render_as_string(hide_password=False)
+    return scratch_postgres_url("run")
 
 
 @pytest.fixture(scope="session")
@@ -100,19 +87,6 @@ async def migrated_engine(database_url: str, backend: str) -> AsyncIterator[Asyn
     await engine.dispose()
     if backend == "postgresql":
         await recreate_postgres_database(admin_url, scratch, create=False)
-
-
-async def truncate_all(engine: AsyncEngine) -> None:
-    tables = list(reversed(metadata.sorted_tables))
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            quoted = ", ".join(f'"{table.name}"' for table in tables)
-            # Names come from our own metadata, not from input.
-            await conn.execute(sa.text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-        else:
-            # Without AUTOINCREMENT, SQLite's next rowid is max+1: empty tables restart at 1.
-            for table in tables:
-                await conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -151,57 +125,10 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@dataclass
-class GqlResult:
-    status_code: int
-    body: dict[str, Any]
-
-    @property
-    def data(self) -> Any:
-        return self.body.get("data")
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        errors: list[dict[str, Any]] = self.body.get("errors") or []
-        return errors
-
-    @property
-    def codes(self) -> list[str | None]:
-        return [e.get("extensions", {}).get("code") for e in self.errors]
-
-    def ok(self) -> Any:
-        """The data, after asserting there were no errors."""
-        assert self.status_code == 200, self.body
-        assert not self.errors, self.errors
-        return self.data
-
-
-Gql = Callable[..., Awaitable[GqlResult]]
-
-
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> Gql:
-    async def run(
-        query: str,
-        variables: dict[str, Any] | None = None,
-        *,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> GqlResult:
-        all_headers = dict(headers or {})
-        if token:
-            all_headers["Authorization"] = f"Bearer {token}"
-        response = await client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
-        )
-        body = (
-            response.json()
-            if response.headers.get("content-type", "").startswith("application/json")
-            else {"raw": response.text}
-        )
-        return GqlResult(response.status_code, body)
-
-    return run
+    """Post a GraphQL document through the test client: `await gql(query, variables, token=)`."""
+    return functools.partial(post_graphql, client)
 
 
 @pytest.fixture(scope="session")
@@ -209,9 +136,6 @@ def password_hash() -> str:
     """One hash of DEFAULT_PASSWORD at the test cost, shared by every factory-made user."""
     hashed: str = bcrypt.using(rounds=TEST_BCRYPT_ROUNDS).hash(DEFAULT_PASSWORD)
     return hashed
-
-
-UserFactory = Callable[..., Awaitable[User]]
 
 
 @pytest.fixture
@@ -241,9 +165,6 @@ def make_user(session_factory: SessionFactory, password_hash: str) -> UserFactor
     return make
 
 
-TokenFor = Callable[[User], str]
-
-
 @pytest.fixture
 def token_for(settings: Settings, engine: AsyncEngine) -> TokenFor:
     """A valid access token for a user, minted directly (no bcrypt, no HTTP)."""
@@ -267,11 +188,19 @@ def admin_token(admin: User, token_for: TokenFor) -> str:
 
 
 @pytest.fixture
+async def world(
+    session_factory: SessionFactory, admin: User, make_user: UserFactory, token_for: TokenFor
+) -> World:
+    """Apollo and Zephyr, their members and tasks, and a token per access level (see World)."""
+    return await build_world(session_factory, admin, make_user, token_for)
+
+
+@pytest.fixture
 async def import_world(
     session_factory: SessionFactory, admin: User, make_user: UserFactory
-) -> World:
+) -> ImportWorld:
     """The members, deactivated user, outsider and project that import tests' rows refer to."""
-    return await build_world(session_factory, admin, make_user)
+    return await build_import_world(session_factory, admin, make_user)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,12 +2,11 @@
 
 from typing import Any
 
-import pytest
-
 from db.engine import SessionFactory
 from db.models import Project, ProjectMember, Task, TaskStatus
-from tests.conftest import Gql, TokenFor, UserFactory
-from tests.world import World, build_world, pk
+from tests.support.accounts import UserFactory
+from tests.support.graphql import Gql
+from tests.support.world import World, pk
 
 PROJECT = """
 query Project($id: Int!, $first: Int! = 20, $after: String) {
@@ -53,13 +52,6 @@ mutation Remove($input: ProjectMemberInput!) {
   }
 }
 """
-
-
-@pytest.fixture
-async def world(
-    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
-) -> World:
-    return await build_world(session_factory, make_user, token_for)
 
 
 def field_of(result: Any, code: str = "BAD_USER_INPUT") -> str:

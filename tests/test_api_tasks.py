@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from db.engine import SessionFactory
 from db.models import Task, TaskStatus, User
 from db.tasks import STATUS_ORDER
-from tests.conftest import Gql, TokenFor, UserFactory
-from tests.world import World, build_world, pk
+from tests.support.accounts import UserFactory
+from tests.support.graphql import Gql
+from tests.support.world import World, pk
 
 TASKS = """
 query Tasks($filter: TaskFilter, $orderBy: TaskOrder, $first: Int! = 20, $after: String) {
@@ -45,13 +46,6 @@ mutation Update($input: UpdateTaskInput!) {
 }
 """
 DELETE = "mutation Delete($input: DeleteTaskInput!) { deleteTask(input: $input) { deletedId } }"
-
-
-@pytest.fixture
-async def world(
-    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
-) -> World:
-    return await build_world(session_factory, make_user, token_for)
 
 
 async def titles(gql: Gql, world: World, role: str = "admin", **variables: Any) -> list[str]:

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from db.engine import SessionFactory
-from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
-from tests.world import World, build_world, pk
+from tests.support.accounts import DEFAULT_PASSWORD
+from tests.support.graphql import Gql
+from tests.support.world import World, pk
 
 NUL = "a\x00b"
 SEARCHES = [
@@ -41,13 +41,6 @@ WRITES: list[tuple[str, Any, str]] = [
         "fullName",
     ),
 ]
-
-
-@pytest.fixture
-async def world(
-    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
-) -> World:
-    return await build_world(session_factory, make_user, token_for)
 
 
 @pytest.mark.parametrize("query", SEARCHES)

@@ -9,8 +9,9 @@ from core.errors import Conflict
 from db import users
 from db.engine import SessionFactory
 from db.models import Role
-from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
-from tests.world import World, build_world, pk
+from tests.support.accounts import DEFAULT_PASSWORD, TokenFor, UserFactory
+from tests.support.graphql import Gql
+from tests.support.world import World, pk
 
 USER = """
 query User($id: Int!) { user(id: $id) { id email fullName } }
@@ -44,13 +45,6 @@ REFRESH = """
 mutation Refresh($input: RefreshTokenInput!) { refreshToken(input: $input) { accessToken } }
 """
 ME = "{ me { email role isActive createdAt projects { edges { node { name } } } } }"
-
-
-@pytest.fixture
-async def world(
-    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
-) -> World:
-    return await build_world(session_factory, make_user, token_for)
 
 
 def field_of(result: Any, code: str = "BAD_USER_INPUT") -> str:

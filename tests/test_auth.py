@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from auth.passwords import PasswordHasher
 from db.engine import SessionFactory
 from db.models import RefreshToken, Role, User
-from tests.conftest import DEFAULT_PASSWORD, TEST_SECRET, Gql, TokenFor, UserFactory
+from tests.support.accounts import DEFAULT_PASSWORD, TEST_SECRET, TokenFor, UserFactory
+from tests.support.graphql import Gql
 
 REGISTER = """
 mutation Register($input: RegisterInput!) {

@@ -7,7 +7,7 @@ from sqlmodel import col
 
 from db.engine import SessionFactory
 from db.models import User
-from tests.conftest import UserFactory
+from tests.support.accounts import UserFactory
 
 
 async def test_concurrent_read_then_write_transactions_all_succeed(

@@ -8,9 +8,8 @@ from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportStatus, TaskStatus
 from importer.runner import ImportRunner
-from tests.importing import (
+from tests.support.imports import (
     HEADER,
-    World,
     download_report,
     error_rows,
     job_row,
@@ -19,6 +18,7 @@ from tests.importing import (
     task_rows,
     upload_job,
 )
+from tests.support.world import ImportWorld
 
 GOOD = "1,Write docs,Explain the API,Pending,2\n"
 
@@ -56,7 +56,7 @@ WHOLE_FILE_FAILURES = {
 
 @pytest.mark.parametrize("case", list(WHOLE_FILE_FAILURES))
 async def test_whole_file_failures(
-    import_world: World,
+    import_world: ImportWorld,
     case: str,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
@@ -78,7 +78,7 @@ async def test_whole_file_failures(
 
 
 async def test_a_failure_late_in_a_large_file_inserts_nothing(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -106,7 +106,7 @@ async def test_header_only_succeeds_with_nothing_to_do(
 
 
 async def test_bom_crlf_quoted_newlines_and_a_loose_header(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -138,7 +138,7 @@ async def test_bom_crlf_quoted_newlines_and_a_loose_header(
 
 
 async def test_every_reason_is_reported_for_every_bad_row(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -174,7 +174,7 @@ async def test_every_reason_is_reported_for_every_bad_row(
 
 
 async def test_a_five_megabyte_field_fails_its_row_only(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -192,7 +192,7 @@ async def test_a_five_megabyte_field_fails_its_row_only(
 
 
 async def test_formula_cells_are_neutralised_in_the_report(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,

@@ -8,9 +8,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,16 @@ from websockets.typing import Origin, Subprotocol
 from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportJob, ImportStatus, Role, Task, User
-from tests.conftest import TokenFor, UserFactory
-from tests.importing import (
-    World,
-    error_rows,
-    generate_csv,
-    job_row,
+from tests.support.accounts import TokenFor, UserFactory
+from tests.support.imports import error_rows, generate_csv, job_row, task_rows, upload, upload_job
+from tests.support.processes import (
     process_env,
-    task_rows,
-    taskql_process,
-    upload,
-    upload_job,
+    start_taskql,
+    stop_process,
+    taskql_command,
+    taskql_server,
 )
-from tests.processes import free_port, stop_process, wait_until_healthy
+from tests.support.world import ImportWorld
 
 pytestmark = pytest.mark.slow
 GRAPHQL_WS = Subprotocol("graphql-transport-ws")
@@ -75,7 +71,7 @@ async def counts(session_factory: SessionFactory) -> tuple[int, int]:
 
 
 async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -86,13 +82,14 @@ async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
     generated = generate_csv(20_000, world=import_world)
     job_id = await upload_job(client, generated.content, token=admin_token)
     env = process_env(
-        settings,
+        settings.database_url,
+        settings.upload_dir,
         IMPORT_BATCH_SIZE="100",
         IMPORT_HEARTBEAT_SECONDS="0.2",
         IMPORT_STALE_SECONDS="1.5",
         IMPORT_POLL_SECONDS="0.1",
     )
-    first = taskql_process(["worker"], env, tmp_path / "first.log")
+    first = start_taskql(["worker"], env, tmp_path / "first.log")
     try:
         job = await poll_job(session_factory, job_id, lambda j: j.rows_processed >= 3000)
         os.kill(first.pid, signal.SIGKILL)
@@ -106,7 +103,7 @@ async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
     assert await counts(session_factory) == (killed.rows_imported, killed.rows_failed)
 
     await asyncio.sleep(2)  # the dead runner's heartbeat goes stale
-    second = taskql_process(["worker", "--until-idle"], env, tmp_path / "second.log")
+    second = start_taskql(["worker", "--until-idle"], env, tmp_path / "second.log")
     try:
         assert await wait_for(second, 120) == 0
     finally:
@@ -125,7 +122,7 @@ async def test_a_killed_runner_s_job_is_resumed_without_duplicates_or_losses(
 
 
 async def test_two_runners_share_four_jobs_each_exactly_once(
-    import_world: World,
+    import_world: ImportWorld,
     backend: str,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
@@ -137,9 +134,14 @@ async def test_two_runners_share_four_jobs_each_exactly_once(
         pytest.skip("several runners claim with FOR UPDATE SKIP LOCKED on PostgreSQL")
     files = [generate_csv(10_000, world=import_world, tag=f"job{n}") for n in range(4)]
     job_ids = [await upload_job(client, f.content, token=admin_token) for f in files]
-    env = process_env(settings, IMPORT_BATCH_SIZE="250", IMPORT_POLL_SECONDS="0.1")
+    env = process_env(
+        settings.database_url,
+        settings.upload_dir,
+        IMPORT_BATCH_SIZE="250",
+        IMPORT_POLL_SECONDS="0.1",
+    )
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    runners = [taskql_process(["worker", "--until-idle"], env, log) for log in logs]
+    runners = [start_taskql(["worker", "--until-idle"], env, log) for log in logs]
     try:
         for runner in runners:
             assert await wait_for(runner, 120) == 0
@@ -158,19 +160,12 @@ async def test_two_runners_share_four_jobs_each_exactly_once(
     assert len(titles) == len(set(titles)) == 4 * 9_500
 
 
-def spawn_server(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "--factory", "taskql.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
-
-
 @pytest.fixture
-async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
-    """A real uvicorn process with the in-process import runner, on the test database."""
-    port = free_port()
+def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """A real `taskql serve` process with the in-process import runner, on the test database."""
     env = process_env(
-        settings,
+        settings.database_url,
+        settings.upload_dir,
         RUN_IMPORT_WORKER="true",
         IMPORT_BATCH_SIZE="200",
         IMPORT_POLL_SECONDS="0.5",
@@ -178,13 +173,8 @@ async def server(settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
         WS_ALLOWED_ORIGINS="http://allowed.example",
     )
     log = tmp_path / "server.log"
-    process = spawn_server(port, env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await anyio.to_thread.run_sync(functools.partial(wait_until_healthy, url, process, log=log))
+    with taskql_server(env, log) as url:
         yield url
-    finally:
-        stop_process(process)
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
@@ -204,7 +194,7 @@ async def _messages(ws: ClientConnection) -> list[dict[str, Any]]:
 
 
 async def test_the_subscription_streams_progress_over_a_real_websocket(
-    import_world: World,
+    import_world: ImportWorld,
     server: str,
     admin_token: str,
     make_user: UserFactory,
@@ -261,7 +251,7 @@ async def test_websocket_handshake_checks_token_and_origin(server: str) -> None:
 
 
 async def test_taskql_import_reports_progress_and_writes_the_report(
-    import_world: World,
+    import_world: ImportWorld,
     session_factory: SessionFactory,
     settings: Settings,
     admin: User,
@@ -269,8 +259,8 @@ async def test_taskql_import_reports_progress_and_writes_the_report(
 ) -> None:
     source = tmp_path / "Sprint 12.csv"
     source.write_bytes(generate_csv(3_000, world=import_world).content)
-    env = process_env(settings, IMPORT_BATCH_SIZE="500")
-    command = [sys.executable, "-m", "taskql.cli", "import", str(source), "--as", admin.email]
+    env = process_env(settings.database_url, settings.upload_dir, IMPORT_BATCH_SIZE="500")
+    command = taskql_command("import", str(source), "--as", admin.email)
     done = await anyio.run_process(command, env=env, cwd=tmp_path, check=False)
     out, err = done.stdout.decode(), done.stderr.decode()
     assert done.returncode == 0, err

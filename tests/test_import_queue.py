@@ -16,7 +16,8 @@ from importer.reader import column_key
 from importer.runner import GIVE_UP_MESSAGE, ImportRunner, background_runner
 from importer.storage import sanitize_file_name
 from importer.validation import parse_id, parse_status
-from tests.importing import SEED_CSV, World, job_row, task_rows, upload_job
+from tests.support.imports import SEED_CSV, job_row, task_rows, upload_job
+from tests.support.world import ImportWorld
 
 
 async def _claim(session_factory: SessionFactory, lease: str, *, stale: float = 60) -> Any:
@@ -67,7 +68,7 @@ async def test_a_job_whose_runners_keep_dying_is_given_up(
 
 
 async def test_an_unexpected_error_puts_the_job_back_for_another_attempt(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -93,7 +94,7 @@ async def test_an_unexpected_error_puts_the_job_back_for_another_attempt(
 
 
 async def test_the_in_process_runner_works_the_queue(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,

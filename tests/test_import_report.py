@@ -9,17 +9,18 @@ from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import Role
 from importer.report import report_signer
-from tests.conftest import Gql, TokenFor, UserFactory
-from tests.importing import (
+from tests.support.accounts import TokenFor, UserFactory
+from tests.support.graphql import Gql, bearer
+from tests.support.imports import (
     HEADER,
     IMPORT_JOB,
     SEED_CSV,
-    World,
     download_report,
     parse_report,
     run_queue,
     upload_job,
 )
+from tests.support.world import ImportWorld
 
 REPORT_HEADER = ["project_id", "title", "description", "status", "assigned_to", "row", "error"]
 UNKNOWN_JOB = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
@@ -39,7 +40,7 @@ async def _imported(
 
 
 async def test_admins_download_and_everyone_else_is_refused(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -67,7 +68,7 @@ async def test_admins_download_and_everyone_else_is_refused(
 
 
 async def test_the_signed_link_works_until_it_expires_and_only_for_its_job(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     gql: Gql,
     session_factory: SessionFactory,
@@ -107,7 +108,7 @@ async def test_the_signed_link_works_until_it_expires_and_only_for_its_job(
 
 
 async def test_a_job_without_errors_has_a_header_only_report(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -123,7 +124,7 @@ async def test_a_job_without_errors_has_a_header_only_report(
 
 
 async def test_upload_errors_is_the_calling_admins_newest_report(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     session_factory: SessionFactory,
     settings: Settings,
@@ -132,24 +133,20 @@ async def test_upload_errors_is_the_calling_admins_newest_report(
     token_for: TokenFor,
 ) -> None:
     other_admin = token_for(await make_user(role=Role.ADMIN))
-    assert (await client.get("/upload/errors", headers=_bearer(other_admin))).status_code == 404
+    assert (await client.get("/upload/errors", headers=bearer(other_admin))).status_code == 404
 
     await _imported(client, session_factory, settings, admin_token, filename="old.csv")
     newest = f"{HEADER}\n1,Bad status,x,Started,\n"
     await _imported(client, session_factory, settings, admin_token, newest, filename="new.csv")
     await _imported(client, session_factory, settings, other_admin, filename="theirs.csv")
 
-    mine = await client.get("/upload/errors", headers=_bearer(admin_token))
+    mine = await client.get("/upload/errors", headers=bearer(admin_token))
     assert mine.status_code == 200
     assert 'filename="new_errors.csv"' in mine.headers["content-disposition"]
     assert [row[-2] for row in parse_report(mine.text)[1:]] == ["2"]
-    theirs = await client.get("/upload/errors", headers=_bearer(other_admin))
+    theirs = await client.get("/upload/errors", headers=bearer(other_admin))
     assert 'filename="theirs_errors.csv"' in theirs.headers["content-disposition"]
 
     user_token = token_for(await make_user(role=Role.USER))
-    assert (await client.get("/upload/errors", headers=_bearer(user_token))).status_code == 403
+    assert (await client.get("/upload/errors", headers=bearer(user_token))).status_code == 403
     assert (await client.get("/upload/errors")).status_code == 401
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

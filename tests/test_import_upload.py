@@ -9,12 +9,12 @@ from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportStatus, Role, TaskStatus, User
 from taskql.app import create_app
-from tests.conftest import Gql, TokenFor, UserFactory
-from tests.importing import (
+from tests.support.accounts import TokenFor, UserFactory
+from tests.support.graphql import Gql
+from tests.support.imports import (
     IMPORT_JOB,
     IMPORT_TASKS,
     SEED_CSV,
-    World,
     download_report,
     job_row,
     parse_report,
@@ -23,6 +23,7 @@ from tests.importing import (
     upload,
     upload_job,
 )
+from tests.support.world import ImportWorld
 
 IMPORT_JOBS = """
 query Jobs($first: Int!, $after: String) {
@@ -40,7 +41,7 @@ def stored_files(settings: Settings) -> list[Path]:
 
 
 async def test_seed_example_imports_and_reports_the_unknown_assignee(
-    import_world: World,
+    import_world: ImportWorld,
     client: httpx.AsyncClient,
     gql: Gql,
     session_factory: SessionFactory,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from graph.limits import PreparedQueries
 from taskql.app import create_app
-from tests.conftest import Gql, GqlResult
+from tests.support.graphql import Gql, GqlResult, bearer
 
 QUICK_SECONDS = 2.0  # generous: the machine is shared; each refusal takes milliseconds alone
 
@@ -199,8 +199,8 @@ async def test_get_queries_have_the_same_limits(
     client: httpx.AsyncClient, parse_calls: list[str], admin_token: str
 ) -> None:
     async def get(query: str) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {admin_token}"}
-        return await client.get("/graphql?" + urlencode({"query": query}), headers=headers)
+        url = "/graphql?" + urlencode({"query": query})
+        return await client.get(url, headers=bearer(admin_token))
 
     assert (await get("{ __typename }")).json() == {"data": {"__typename": "Query"}}
     assert len(parse_calls) == 1

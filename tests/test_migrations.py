@@ -1,6 +1,5 @@
 """Migrations go up and down on both databases, and match the models exactly."""
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,26 @@ from sqlalchemy.engine import Connection, make_url
 from db import migrate
 from db.engine import make_engine
 from db.models import metadata
-from tests.conftest import postgres_url, recreate_postgres_database
+from tests.support.database import (
+    postgres_url,
+    recreate_postgres_database,
+    scratch_postgres_url,
+    sqlite_url,
+)
 
 
 @pytest.fixture
 async def scratch_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of its own, so going down to base disturbs no other test."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+        yield sqlite_url(tmp_path / "migrations.db")
         return
     admin_url = postgres_url()
     assert admin_url is not None
-    parsed = make_url(admin_url)
-    name = f"{parsed.database}_mig_{os.getpid()}"
+    url = scratch_postgres_url("mig")
+    name = make_url(url).database or ""
     await recreate_postgres_database(admin_url, name, create=True)
-    yield parsed.set(database=name).render_as_string(hide_password=False)
+    yield url
     await recreate_postgres_database(admin_url, name, create=False)
 
 

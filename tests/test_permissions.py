@@ -1,6 +1,7 @@
 """The permission matrix: every query and mutation x every access level, one cell per test.
 
-Each cell runs on a fresh small world (tests/world.py) and expects either an error code or data.
+Each cell runs on a fresh small world (the `world` fixture, tests/support/world.py) and expects
+either an error code or data.
 README.md's "Permissions" table is the same matrix; a test keeps the two in step.
 """
 
@@ -12,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from db.engine import SessionFactory
-from tests.conftest import DEFAULT_PASSWORD, Gql, TokenFor, UserFactory
-from tests.world import ROLES, World, build_world, pk
+from tests.support.accounts import DEFAULT_PASSWORD
+from tests.support.graphql import Gql
+from tests.support.world import ROLES, World, pk
 
 OK = "ok"
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -245,13 +246,6 @@ def cell_id(operation: Operation, role: str) -> str:
 
 
 CELLS = [pytest.param(op, role, id=cell_id(op, role)) for op in OPERATIONS for role in ROLES]
-
-
-@pytest.fixture
-async def world(
-    session_factory: SessionFactory, make_user: UserFactory, token_for: TokenFor
-) -> World:
-    return await build_world(session_factory, make_user, token_for)
 
 
 @pytest.mark.parametrize(("operation", "role"), CELLS)

@@ -14,7 +14,8 @@ from sqlalchemy.pool import QueuePool
 
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Project, Task
-from tests.conftest import Gql, UserFactory
+from tests.support.accounts import UserFactory
+from tests.support.graphql import Gql
 
 
 @pytest.fixture

@@ -1,10 +1,19 @@
 """Settings: defaults, aliases, URL conversion, and the production secret guard."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPORT_THE_APP = """
+import core.settings, graph.schema, taskql.app
+print(taskql.app.create_app.__name__, core.settings.get_settings.cache_info().currsize)
+"""
 
 CLEAN_ENV = (
     "DATABASE_URL",
@@ -105,8 +114,25 @@ def test_production_accepts_a_strong_secret(monkeypatch: pytest.MonkeyPatch) -> 
     assert not settings.introspection_enabled
 
 
-def test_importing_the_app_needs_no_environment() -> None:
-    import importlib
-
-    module = importlib.import_module("taskql.app")
-    assert callable(module.create_app)
+def test_importing_the_app_needs_no_environment(tmp_path: Path) -> None:
+    """A fresh interpreter imports the app where no settings can be built, so reading them at
+    import time fails it (this process imported the app long ago, through conftest.py)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),  # the checkout under test, whatever is installed
+        "ENVIRONMENT": "production",
+        "JWT_SECRET_KEY": "changeme",  # get_settings() refuses a placeholder in production
+        "BCRYPT_ROUNDS": "not a number",  # Settings() itself refuses this
+        "DATABASE_URL": "not a database url",  # so does make_engine()
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_THE_APP],
+        env=env,
+        cwd=tmp_path,  # no .env either
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["create_app", "0"], result.stdout

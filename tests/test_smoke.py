@@ -2,7 +2,7 @@
 
 import httpx
 
-from tests.conftest import Gql
+from tests.support.graphql import Gql
 
 
 async def test_typename(gql: Gql) -> None:

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import SessionFactory
 from db.models import Project, ProjectMember, Role, Task
-from tests.conftest import Gql, TokenFor, UserFactory
-from tests.world import pk
+from tests.support.accounts import TokenFor, UserFactory
+from tests.support.graphql import Gql
+from tests.support.world import pk
 
 TASKS_PAGE = """
 query Page($first: Int!) {

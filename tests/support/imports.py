@@ -1,14 +1,10 @@
-"""Shared helpers for the CSV import tests: a small world of projects and members, the multipart
-upload request, and running the queued jobs."""
+"""Helpers for the CSV import tests: the multipart upload request, running the queued jobs,
+reading jobs, tasks and error rows back, and generated files."""
 
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +13,10 @@ from sqlmodel import col
 
 from core.settings import Settings
 from db.engine import SessionFactory
-from db.models import ImportJob, ImportRowError, Project, ProjectMember, Task, User
+from db.models import ImportJob, ImportRowError, Task
 from importer.runner import ImportRunner
+from tests.support.graphql import bearer
+from tests.support.world import ImportWorld
 
 IMPORT_TASKS = """
 mutation Import($file: Upload!) {
@@ -41,34 +39,6 @@ SEED_CSV = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class World:
-    """Project 1 with member 2 (active) and member 3 (deactivated); user 4 is in no project."""
-
-    project_id: int
-    member_id: int
-    inactive_member_id: int
-    outsider_id: int
-
-
-async def build_world(session_factory: SessionFactory, admin: User, make_user: Any) -> World:
-    member = await make_user(email="member@example.com")
-    inactive = await make_user(email="gone@example.com", is_active=False)
-    outsider = await make_user(email="outsider@example.com")
-    async with session_factory() as session, session.begin():
-        project = Project(name="Website", created_by=admin.id)
-        session.add(project)
-        await session.flush()
-        assert project.id is not None
-        for user in (member, inactive):
-            assert user.id is not None
-            session.add(ProjectMember(project_id=project.id, user_id=user.id))
-    assert member.id is not None
-    assert inactive.id is not None
-    assert outsider.id is not None
-    return World(project.id, member.id, inactive.id, outsider.id)
-
-
 async def upload(
     client: httpx.AsyncClient,
     content: bytes,
@@ -79,8 +49,7 @@ async def upload(
 ) -> httpx.Response:
     """A GraphQL multipart request (operations, map, one file part) for importTasks."""
     headers = {"Apollo-Require-Preflight": "true"} if preflight else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    headers.update(bearer(token))
     operations = {"query": IMPORT_TASKS, "variables": {"file": None}}
     return await client.post(
         "/graphql",
@@ -136,8 +105,7 @@ def parse_report(text: str) -> list[list[str]]:
 async def download_report(
     client: httpx.AsyncClient, job_id: str, *, token: str | None
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await client.get(f"/imports/{job_id}/errors.csv", headers=headers)
+    return await client.get(f"/imports/{job_id}/errors.csv", headers=bearer(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +115,7 @@ class GeneratedCsv:
     invalid_lines: set[int]
 
 
-def generate_csv(rows: int, *, world: World, tag: str = "t", every: int = 20) -> GeneratedCsv:
+def generate_csv(rows: int, *, world: ImportWorld, tag: str = "t", every: int = 20) -> GeneratedCsv:
     """`rows` data rows with unique titles; every `every`-th one has an unknown status."""
     lines = [HEADER]
     valid: set[str] = set()
@@ -161,26 +129,3 @@ def generate_csv(rows: int, *, world: World, tag: str = "t", every: int = 20) ->
             lines.append(f'{world.project_id},{title},"desc, {i}",Pending,{world.member_id}')
             valid.add(title)
     return GeneratedCsv(("\n".join(lines) + "\n").encode(), valid, invalid)
-
-
-def process_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The environment for a spawned server or worker on the test's database and upload dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKQL_", "JWT_", "IMPORT_"))}
-    env.update(
-        ENVIRONMENT="test",
-        DATABASE_URL=settings.database_url,
-        JWT_SECRET_KEY=settings.jwt_secret_key,
-        UPLOAD_DIR=str(settings.upload_dir),
-        BCRYPT_ROUNDS="4",
-        LOG_LEVEL="INFO",
-    )
-    env.update(overrides)
-    return env
-
-
-def taskql_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`python -m taskql.cli ARGS`, its output in `log`."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "taskql.cli", *args], env=env, stdout=out, stderr=out
-        )
