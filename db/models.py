@@ -172,6 +172,34 @@ class Task(SQLModel, table=True):
     updated_at: datetime = _updated_at()
 
 
+class TaskCount(SQLModel, table=True):
+    """How many tasks share a project, an assignee and a status: kept exact by triggers on `task`
+    (migration 0004) in the transaction of every write, read by db/counters.py.
+
+    `assignee_key` is the assignee's id, or 0 for unassigned tasks (ids start at 1, and a key
+    column cannot be NULL). Rows with `project_id` 0 roll every project up, per status: key 0
+    counts the unassigned tasks, -1 the assigned ones, so the unfiltered total reads a few rows
+    however many projects there are. No row holds 0; no foreign key, the triggers follow the tasks.
+    """
+
+    __tablename__ = "task_count"
+    __table_args__ = (
+        # A user's counts (their scope, or an assignee filter) across projects.
+        sa.Index("ix_task_count_assignee_key_project_id", "assignee_key", "project_id"),
+        # Half-empty pages: a changed count stays on its page (a HOT update, no index entry).
+        {"postgresql_with": {"fillfactor": 50}},
+    )
+
+    project_id: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    assignee_key: int = Field(
+        sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    )
+    status: TaskStatus = Field(
+        sa_column=sa.Column(_enum(TaskStatus, "task_status"), primary_key=True)
+    )
+    n: int = Field(nullable=False)
+
+
 class RefreshToken(SQLModel, table=True):
     """One issued refresh token. Tokens rotated from one login share a family."""
 

@@ -77,14 +77,18 @@ class Shape(Generic[T]):
 Joined = tuple[Shape[Any], ColumnElement[bool]]
 
 
-def _order_by(sort: SortKey, id_column: sa.SQLColumnExpression[Any], descending: bool) -> list[Any]:
+def order_columns(
+    sort: SortKey, id_column: sa.SQLColumnExpression[Any], descending: bool
+) -> list[Any]:
+    """ORDER BY of a list: its sort expression, then the id that breaks ties."""
     columns = [id_column] if sort.expr is None else [sort.expr, id_column]
     return [c.desc() if descending else c.asc() for c in columns]
 
 
-def _after(
+def after_conditions(
     sort: SortKey, id_column: sa.SQLColumnExpression[Any], request: PageRequest
 ) -> list[ColumnElement[bool]]:
+    """The keyset condition: rows strictly beyond `request.after` in the list's order."""
     key = request.after
     if key is None:
         return []
@@ -125,32 +129,41 @@ async def fetch_page(
     request: PageRequest,
     shape: Shape[Any] | None = None,
     joined: Sequence[Joined] = (),
+    total: ColumnElement[int] | None = None,
 ) -> Page[Any]:
     """One page of `entity` rows matching `conditions` (built by `shape` when given, else ORM
     entities); the total comes in the same statement, and so do the `joined` objects of each
-    item (`Page.related`)."""
+    item (`Page.related`).
+
+    The total is `count(*)` of the rows matching `conditions`, unless `total` gives an
+    uncorrelated scalar expression of the same number (from counters, say).
+    """
     query = sa.select(*shape.columns) if shape is not None else sa.select(entity)
     for related, onclause in joined:
         table = related.columns[0].table
         query = query.add_columns(*related.columns).outerjoin(table, onclause)
-    query = query.where(*conditions, *_after(sort, id_column, request))
-    if request.with_total:
+    query = query.where(*conditions, *after_conditions(sort, id_column, request))
+    if not request.with_total:
+        total = None
+    elif total is None:
         counted = sa.select(sa.func.count()).select_from(entity).where(*conditions)
-        query = query.add_columns(counted.correlate(None).scalar_subquery())
-    query = query.order_by(*_order_by(sort, id_column, request.descending))
+        total = counted.correlate(None).scalar_subquery()
+    if total is not None:
+        query = query.add_columns(total)
+    query = query.order_by(*order_columns(sort, id_column, request.descending))
     rows: Sequence[Any] = (await session.execute(query.limit(request.first + 1))).all()
-    total: int | None = None
-    if request.with_total:
+    count: int | None = None
+    if total is not None:
         if rows:
-            total = int(rows[0][-1])
+            count = int(rows[0][-1])
         elif request.after is None:
-            total = 0
+            count = 0
         else:  # an empty page after a cursor says nothing about the rows before it
-            total = int((await session.execute(counted)).scalar_one())
+            count = int((await session.execute(sa.select(total))).scalar_one())
     if shape is None:
-        return _page([row[0] for row in rows], sort, request, total)
+        return _page([row[0] for row in rows], sort, request, count)
     items, with_rows = _split(rows, shape, joined)
-    return _page(items, sort, request, total, with_rows)
+    return _page(items, sort, request, count, with_rows)
 
 
 def _split(
@@ -184,18 +197,28 @@ async def fetch_nested_pages(
     conditions: Sequence[ColumnElement[bool]],
     sort: SortKey,
     request: PageRequest,
+    totals: Callable[[Sequence[int]], sa.Select[int, int]] | None = None,
 ) -> dict[int, Page[Any]]:
-    """The same page of the list of every parent, in one statement (a window per parent)."""
-    order = _order_by(sort, nested.id_column, request.descending)
+    """The same page of the list of every parent, in one statement (a window per parent).
+
+    Totals count the rows matching `conditions` per parent, in the same statement: a window
+    count, or `totals(parent_ids)` joined in when given, a statement of (parent id, total) that
+    knows the same numbers without counting rows (counters, say).
+    """
+    order = order_columns(sort, nested.id_column, request.descending)
     columns: list[Any] = [
         nested.id_column.label("row_id"),
         nested.parent.label("parent_id"),
         sa.func.row_number().over(partition_by=nested.parent, order_by=order).label("position"),
     ]
-    window_total = request.with_total and request.after is None
+    window_total = request.with_total and totals is None and request.after is None
     if window_total:
         columns.append(sa.func.count().over(partition_by=nested.parent).label("total"))
-    where = [nested.parent.in_(parent_ids), *conditions, *_after(sort, nested.id_column, request)]
+    where = [
+        nested.parent.in_(parent_ids),
+        *conditions,
+        *after_conditions(sort, nested.id_column, request),
+    ]
     ranked = sa.select(*columns).select_from(nested.source).where(*where).subquery("ranked")
     query = (
         sa.select(nested.entity, ranked.c.parent_id, *([ranked.c.total] if window_total else []))
@@ -203,16 +226,26 @@ async def fetch_nested_pages(
         .where(ranked.c.position <= request.first + 1)
         .order_by(ranked.c.parent_id, ranked.c.position)
     )
+    joined_total = request.with_total and totals is not None
+    if joined_total:
+        assert totals is not None
+        given_parent, given_total = list(totals(parent_ids).subquery("totals").c)
+        query = query.add_columns(given_total).outerjoin(
+            given_parent.table, given_parent == ranked.c.parent_id
+        )
     grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
-    totals: dict[int, int] = dict.fromkeys(parent_ids, 0)
+    counts: dict[int, int] = dict.fromkeys(parent_ids, 0)
     for row in (await session.execute(query)).all():
         grouped[row[1]].append(row[0])
-        if window_total:
-            totals[row[1]] = int(row[2])
-    if request.with_total and not window_total:
-        totals.update(await _count_per_parent(session, nested, parent_ids, conditions))
+        if window_total or joined_total:
+            counts[row[1]] = int(row[2] or 0)
+    if request.with_total and request.after is not None:
+        # Parents whose page after the cursor is empty may still have rows before it.
+        unseen = [pid for pid, rows in grouped.items() if not rows] if joined_total else parent_ids
+        if unseen:
+            counts.update(await _count_per_parent(session, nested, unseen, conditions, totals))
     return {
-        pid: _page(rows, sort, request, totals[pid] if request.with_total else None)
+        pid: _page(rows, sort, request, counts[pid] if request.with_total else None)
         for pid, rows in grouped.items()
     }
 
@@ -222,11 +255,15 @@ async def _count_per_parent(
     nested: Nested,
     parent_ids: Sequence[int],
     conditions: Sequence[ColumnElement[bool]],
+    totals: Callable[[Sequence[int]], sa.Select[int, int]] | None,
 ) -> dict[int, int]:
-    query = (
-        sa.select(nested.parent, sa.func.count())
-        .select_from(nested.source)
-        .where(nested.parent.in_(parent_ids), *conditions)
-        .group_by(nested.parent)
-    )
+    if totals is not None:
+        query = totals(parent_ids)
+    else:
+        query = (
+            sa.select(nested.parent, sa.func.count())
+            .select_from(nested.source)
+            .where(nested.parent.in_(parent_ids), *conditions)
+            .group_by(nested.parent)
+        )
     return {int(pid): int(n) for pid, n in (await session.execute(query)).all()}

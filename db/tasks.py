@@ -1,16 +1,16 @@
 """Data functions for tasks: reads filtered by the caller's scope in SQL, and validated writes."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from core.errors import BadUserInput
-from db import projects
+from db import counters, projects
+from db.counters import TaskFilter as TaskFilter  # re-exported: the filter of task lists
+from db.counters import task_conditions
 from db.models import TITLE_MAX, Project, Task, TaskStatus, User, utcnow
 from db.paging import (
     BY_ID,
@@ -23,8 +23,8 @@ from db.paging import (
     fetch_page,
 )
 from db.records import PROJECT_SHAPE, TASK_SHAPE, USER_SHAPE, TaskRecord
-from db.scopes import ReadScope, visible_tasks
-from db.text import clean_description, clean_text, search_condition
+from db.scopes import ReadScope
+from db.text import clean_description, clean_text
 
 # Statuses sort in workflow order, not alphabetically.
 STATUS_ORDER = {TaskStatus.PENDING: 0, TaskStatus.IN_PROGRESS: 1, TaskStatus.DONE: 2}
@@ -46,17 +46,6 @@ _BY_PROJECT = Nested(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TaskFilter:
-    """Every field narrows the list further; None (or empty) means no condition."""
-
-    project_id: int | None = None
-    statuses: tuple[TaskStatus, ...] | None = None
-    assignee_id: int | None = None
-    unassigned: bool | None = None
-    search: str | None = None
-
-
 class TaskChanges(TypedDict, total=False):
     title: str
     description: str
@@ -70,23 +59,6 @@ def clean_title(title: str) -> str:
     return clean_text(
         title, field="title", what="A title", min_length=1, max_length=TITLE_MAX, trim=True
     )
-
-
-def _conditions(scope: ReadScope, task_filter: TaskFilter) -> list[ColumnElement[bool]]:
-    conditions = visible_tasks(scope)
-    f = task_filter
-    if f.project_id is not None:
-        conditions.append(col(Task.project_id) == f.project_id)
-    if f.statuses is not None:
-        conditions.append(col(Task.status).in_(f.statuses))
-    if f.assignee_id is not None:
-        conditions.append(col(Task.assigned_to) == f.assignee_id)
-    if f.unassigned is not None:
-        assigned = col(Task.assigned_to)
-        conditions.append(assigned.is_(None) if f.unassigned else assigned.is_not(None))
-    if f.search:
-        conditions.append(search_condition(f.search, col(Task.title), col(Task.description)))
-    return conditions
 
 
 async def get_tasks(
@@ -126,37 +98,36 @@ async def list_tasks(
         session,
         entity=Task,
         id_column=col(Task.id),
-        conditions=_conditions(scope, task_filter),
+        conditions=task_conditions(scope, task_filter),
         sort=TASK_SORTS[request.sort],
         request=request,
         shape=TASK_SHAPE,
         joined=joined,
+        total=counters.task_count(scope, task_filter) if request.with_total else None,
     )
 
 
 async def list_project_tasks(
     *, session: AsyncSession, scope: ReadScope, project_ids: Sequence[int], request: PageRequest
 ) -> dict[int, Page[Task]]:
-    """The same page of several projects' tasks, in one statement."""
+    """The same page of several projects' tasks, with their totals from the counters, in one
+    statement."""
     return await fetch_nested_pages(
         session,
         nested=_BY_PROJECT,
         parent_ids=project_ids,
-        conditions=_conditions(scope, TaskFilter()),
+        conditions=task_conditions(scope, TaskFilter()),
         sort=TASK_SORTS[request.sort],
         request=request,
+        totals=lambda ids: counters.project_totals(scope, ids),
     )
 
 
 async def count_by_status(
     *, session: AsyncSession, scope: ReadScope, project_ids: Sequence[int]
 ) -> dict[int, dict[TaskStatus, int]]:
-    """Per project, how many of the tasks the scope may read are in each status."""
-    query = (
-        sa.select(col(Task.project_id), col(Task.status), sa.func.count())
-        .where(col(Task.project_id).in_(project_ids), *_conditions(scope, TaskFilter()))
-        .group_by(col(Task.project_id), col(Task.status))
-    )
+    """Per project, how many of the tasks the scope may read are in each status (counters)."""
+    query = counters.project_status_counts(scope, project_ids)
     counts: dict[int, dict[TaskStatus, int]] = {pid: {} for pid in project_ids}
     for project_id, status, n in (await session.execute(query)).all():
         counts[project_id][TaskStatus(status)] = int(n)
