@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
     introspection: bool | None = None
 
+    # The compiled read path (graph/compiled): off sends every query to the executor.
+    compiled_reads: bool = True
+    compiled_plan_cache_size: int = Field(default=512, ge=1)
+
     # CSV import.
     import_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     import_batch_size: int = Field(default=5000, ge=1)

@@ -16,6 +16,7 @@ from db.paging import Keyset, SortKind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+_MILLION = sa.literal_column("1000000", sa.BigInteger)
 
 
 def _value_text(kind: SortKind, value: Any) -> str:
@@ -58,7 +59,7 @@ def parse_value(kind: SortKind, text: str) -> Any:
 
 def _sql_text(dialect: str, expr: Any, kind: SortKind) -> Any:
     if kind == "id":
-        return sa.literal("")
+        return sa.literal_column("''")
     if kind == "datetime":
         return sa.cast(epoch_microseconds(dialect, expr), sa.Text)
     return sa.cast(expr, sa.Text)
@@ -67,13 +68,19 @@ def _sql_text(dialect: str, expr: Any, kind: SortKind) -> Any:
 def epoch_microseconds(dialect: str, expr: Any) -> Any:
     """Microseconds since the Unix epoch of a stored timestamp, exactly, as an integer."""
     if dialect == "postgresql":
-        return sa.cast(sa.extract("epoch", expr) * 1_000_000, sa.BigInteger)
+        return sa.cast(sa.extract("epoch", expr) * _MILLION, sa.BigInteger)
     # SQLite stores `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC.
-    seconds = sa.cast(sa.func.strftime("%s", expr), sa.Integer)
+    seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), expr), sa.Integer)
     fraction = sa.case(
-        (sa.func.length(expr) > 19, sa.cast(sa.func.substr(expr, 21, 6), sa.Integer)), else_=0
+        (
+            sa.func.length(expr) > sa.literal_column("19"),
+            sa.cast(
+                sa.func.substr(expr, sa.literal_column("21"), sa.literal_column("6")), sa.Integer
+            ),
+        ),
+        else_=sa.literal_column("0"),
     )
-    return seconds * 1_000_000 + fraction
+    return seconds * _MILLION + fraction
 
 
 def cursor_sql(

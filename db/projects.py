@@ -49,8 +49,8 @@ _PROJECTS_OF_MEMBER = Nested(
 
 @dataclass(frozen=True, slots=True)
 class ProjectFilter:
-    search: str | None = None
-    member_id: int | None = None
+    search: Any = None  # the caller's text, or a bound parameter holding its search_pattern
+    member_id: Any = None
 
 
 class ProjectChanges(TypedDict, total=False):
@@ -65,11 +65,15 @@ def clean_name(name: str) -> str:
     )
 
 
-def _conditions(scope: ReadScope, project_filter: ProjectFilter) -> list[ColumnElement[bool]]:
+def project_conditions(
+    scope: ReadScope, project_filter: ProjectFilter
+) -> list[ColumnElement[bool]]:
+    """What the scope may read and the filter matches, on `project` rows (values may be bound
+    parameters)."""
     conditions = visible_projects(scope)
     if project_filter.member_id is not None:
         conditions.append(has_member(project_filter.member_id))
-    if project_filter.search:
+    if project_filter.search is not None:
         search = project_filter.search
         conditions.append(search_condition(search, col(Project.name), col(Project.description)))
     return conditions
@@ -89,7 +93,7 @@ async def list_projects(
         session,
         entity=Project,
         id_column=col(Project.id),
-        conditions=_conditions(scope, project_filter),
+        conditions=project_conditions(scope, project_filter),
         sort=PROJECT_SORTS[request.sort],
         request=request,
     )

@@ -5,12 +5,14 @@ here and in the domain modules filter by it, so list queries and loaders apply o
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from db.models import Project, ProjectMember, Task
+from db.models import Project, ProjectMember, Task, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,21 @@ def visible_projects(scope: ReadScope) -> list[ColumnElement[bool]]:
 def visible_tasks(scope: ReadScope) -> list[ColumnElement[bool]]:
     """Conditions on `task` rows: none for everything, assigned to the user otherwise."""
     return [] if scope.user_id is None else [col(Task.assigned_to) == scope.user_id]
+
+
+def shares_a_project(viewer_id: Any, user_id: Any) -> ColumnElement[bool]:
+    """Both users are members of at least one common project."""
+    mine, theirs = aliased(ProjectMember), aliased(ProjectMember)
+    return sa.exists().where(
+        col(mine.user_id) == viewer_id,
+        col(theirs.project_id) == col(mine.project_id),
+        col(theirs.user_id) == user_id,
+    )
+
+
+def visible_users(scope: ReadScope) -> list[ColumnElement[bool]]:
+    """Conditions on `user` rows: none for everything; otherwise the user themselves and the
+    users who share a project with them."""
+    if scope.user_id is None:
+        return []
+    return [sa.or_(col(User.id) == scope.user_id, shares_a_project(scope.user_id, col(User.id)))]

@@ -35,8 +35,17 @@ def clean_description(description: str) -> str:
     )
 
 
-def search_condition(text: str, *columns: sa.SQLColumnExpression[Any]) -> ColumnElement[bool]:
-    """Case-insensitive: `text` anywhere in any of `columns`, its wildcards taken literally."""
+def search_pattern(text: str) -> str:
+    """The LIKE pattern of a search: `text` anywhere, its own wildcards taken literally."""
     refuse_nul(text, field="search")
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.or_(*(c.ilike(f"%{escaped}%", escape="\\") for c in columns))
+    return f"%{escaped}%"
+
+
+def search_condition(
+    text: str | ColumnElement[str], *columns: sa.SQLColumnExpression[Any]
+) -> ColumnElement[bool]:
+    """Case-insensitive: the search anywhere in any of `columns`. `text` is the caller's text,
+    or an SQL expression (a bound parameter) that holds its `search_pattern`."""
+    pattern = search_pattern(text) if isinstance(text, str) else text
+    return sa.or_(*(c.ilike(pattern, escape="\\") for c in columns))

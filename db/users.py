@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +26,7 @@ USER_SORTS: dict[str, SortKey] = {
 
 @dataclass(frozen=True, slots=True)
 class UserFilter:
-    search: str | None = None
+    search: Any = None  # the caller's text, or a bound parameter holding its search_pattern
     role: Role | None = None
     is_active: bool | None = None
 
@@ -111,9 +111,10 @@ def clean_full_name(full_name: str) -> str:
     )
 
 
-def _conditions(user_filter: UserFilter) -> list[ColumnElement[bool]]:
+def user_conditions(user_filter: UserFilter) -> list[ColumnElement[bool]]:
+    """The filter's conditions on `user` rows (values may be bound parameters)."""
     conditions: list[ColumnElement[bool]] = []
-    if user_filter.search:
+    if user_filter.search is not None:
         search = user_filter.search
         conditions.append(search_condition(search, col(User.email), col(User.full_name)))
     if user_filter.role is not None:
@@ -131,7 +132,7 @@ async def list_users(
         session,
         entity=User,
         id_column=col(User.id),
-        conditions=_conditions(user_filter),
+        conditions=user_conditions(user_filter),
         sort=USER_SORTS[request.sort],
         request=request,
     )

@@ -25,7 +25,7 @@ from graphql import (
     SelectionSetNode,
     parse,
 )
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
@@ -283,8 +283,31 @@ def _variable_error(error: GraphQLError) -> GraphQLError:
     )
 
 
-def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
-    """The extension factories that enforce the limits of `settings`, sharing one cache."""
+@dataclass(frozen=True)
+class QueryChecks:
+    """The parse and validation checks of one schema: its cache, and the rules on top of the
+    standard ones. The executor runs them through `extension`; the compiled read path asks
+    `valid_document` before it plans, so both accept and refuse the same documents."""
+
+    prepared: PreparedQueries
+    rules: Rules
+
+    def extension(self) -> SchemaExtension:
+        """A fresh extension for one operation (Strawberry asks for one per operation)."""
+        return QueryLimits(self.prepared, self.rules)
+
+    def valid_document(self, schema: GraphQLSchema, query: str) -> DocumentNode | None:
+        """The parsed document when it passes every check (cached), else None."""
+        try:
+            document = self.prepared.parse(query)
+        except GraphQLError:
+            return None
+        rules = (*specified_rules, *self.rules)
+        return None if self.prepared.validate(schema, query, document, rules) else document
+
+
+def query_checks(settings: Settings) -> QueryChecks:
+    """The checks that enforce the limits of `settings`, sharing one cache."""
     # graphql-core bounds the work of its overlapping-fields rule, which is quadratic in
     # same-named fields; its default lets one 20 KB query burn a second of CPU. A fifth of it
     # leaves ordinary documents plenty of room (see tests/test_limits.py).
@@ -294,8 +317,4 @@ def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
         limits=DocumentLimits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases),
     )
     rules: Rules = () if settings.introspection_enabled else (NoIntrospectionRule,)
-
-    def limits() -> SchemaExtension:
-        return QueryLimits(prepared, rules)
-
-    return [limits]
+    return QueryChecks(prepared, rules)

@@ -4,6 +4,7 @@ concurrently, and one AsyncSession cannot serve two operations at once).
 Loaders whose answer depends on who asks take the caller's ReadScope in their key.
 """
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -29,33 +30,45 @@ PairKey = tuple[int, int]  # (the caller's user id, another id)
 StatusCounts = dict[TaskStatus, int]
 
 
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose loads survive the cancellation of one of their waiters.
+
+    A load's future is shared by every resolver that asks for the same key. When graphql-core
+    cancels one of them (a sibling failed and nulled their parent), a plain await would cancel
+    the shared future too, and the others would get a CancelledError instead of their value.
+    """
+
+    def load(self, key: K) -> "asyncio.Future[V]":
+        return asyncio.shield(super().load(key))
+
+
 class Loaders:
     """Every loader of one request."""
 
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session_factory = session_factory
         # List pages prime these with the plain records they read (db/records.py).
-        self.user_by_id = DataLoader[int, User | UserRecord | None](load_fn=self._users_by_id)
-        self.project_by_id = DataLoader[int, Project | ProjectRecord | None](
+        self.user_by_id = SharedLoader[int, User | UserRecord | None](load_fn=self._users_by_id)
+        self.project_by_id = SharedLoader[int, Project | ProjectRecord | None](
             load_fn=self._projects_by_id
         )
-        self.task_by_id = DataLoader[int, Task | None](load_fn=self._tasks_by_id)
-        self.members_by_project = DataLoader[ProjectPageKey, Page[User]](
+        self.task_by_id = SharedLoader[int, Task | None](load_fn=self._tasks_by_id)
+        self.members_by_project = SharedLoader[ProjectPageKey, Page[User]](
             load_fn=self._members_by_project
         )
-        self.projects_by_member = DataLoader[ProjectPageKey, Page[Project]](
+        self.projects_by_member = SharedLoader[ProjectPageKey, Page[Project]](
             load_fn=self._projects_by_member
         )
-        self.tasks_by_project = DataLoader[ScopedProjectPageKey, Page[Task]](
+        self.tasks_by_project = SharedLoader[ScopedProjectPageKey, Page[Task]](
             load_fn=self._tasks_by_project
         )
-        self.task_counts_by_project = DataLoader[ScopedProjectKey, StatusCounts](
+        self.task_counts_by_project = SharedLoader[ScopedProjectKey, StatusCounts](
             load_fn=self._task_counts_by_project
         )
         # (user id, project id) -> is that user a member of that project?
-        self.membership_by_user_project = DataLoader[PairKey, bool](load_fn=self._memberships)
+        self.membership_by_user_project = SharedLoader[PairKey, bool](load_fn=self._memberships)
         # (user id, other user id) -> do they share a project?
-        self.shared_project_by_user_pair = DataLoader[PairKey, bool](load_fn=self._shared)
+        self.shared_project_by_user_pair = SharedLoader[PairKey, bool](load_fn=self._shared)
 
     async def _batch(
         self,

@@ -221,7 +221,7 @@ class Query:
             order=order_by,
         )
         f = filter or ProjectFilter()
-        project_filter = projects.ProjectFilter(search=f.search, member_id=f.member_id)
+        project_filter = projects.ProjectFilter(search=f.search or None, member_id=f.member_id)
         async with info.context.session_factory() as session:
             page = await projects.list_projects(
                 session=session, scope=scope, project_filter=project_filter, request=request

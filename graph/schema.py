@@ -1,17 +1,23 @@
 """Schema assembly: one Query/Mutation per domain module, merged, with the configured limits."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from core.settings import Settings
 from graph import auth, imports, projects, tasks, users
+from graph.compiled.entry import CompiledReads
+from graph.compiled.runner import ReadPath
+from graph.context import Context
 from graph.errors import MaskUnexpectedErrors
-from graph.limits import limit_extensions
+from graph.limits import QueryChecks, query_checks
 
 QUERY_TYPES: tuple[type, ...] = (
     auth.Query,
@@ -35,8 +41,56 @@ Subscription = merge_types("Subscription", SUBSCRIPTION_TYPES)
 
 
 class TaskQLSchema(strawberry.Schema):
-    """Strawberry logs every error with a traceback; expected ones are not worth it, and the
+    """The schema, with the compiled read path in front of the executor when one is attached.
+
+    Strawberry logs every error with a traceback; expected ones are not worth it, and the
     masker already logs the unexpected ones with their request id."""
+
+    checks: QueryChecks
+    compiled: CompiledReads | None = None
+
+    def compile_reads(self, engine: AsyncEngine, settings: Settings) -> None:
+        """Answer the queries the compiler knows with one statement on `engine`."""
+        path = ReadPath(
+            self,
+            engine,
+            max_page_size=settings.max_page_size,
+            cache_size=settings.compiled_plan_cache_size,
+        )
+        self.compiled = CompiledReads(path, self.checks, show_path=not settings.is_production)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        queries_allowed = allowed_operation_types is None or (
+            OperationType.QUERY in allowed_operation_types
+        )
+        compiled = self.compiled
+        if (
+            compiled is not None
+            and query
+            and queries_allowed
+            and isinstance(context_value, Context)
+        ):
+            answer = await compiled.answer(query, variable_values, context_value, operation_name)
+            if answer is not None:
+                return answer
+        return await super().execute(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types,
+            operation_extensions=operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -44,13 +98,13 @@ class TaskQLSchema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings) -> TaskQLSchema:
     """The schema with the limits, caches and masking that `settings` ask for."""
     # Factories, not instances: Strawberry builds fresh extensions for every operation.
-    extensions: list[Callable[[], SchemaExtension]] = [
-        MaskUnexpectedErrors,
-        *limit_extensions(settings),
-    ]
-    return TaskQLSchema(
+    checks = query_checks(settings)
+    extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors, checks.extension]
+    schema = TaskQLSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
+    schema.checks = checks
+    return schema

@@ -123,7 +123,7 @@ class TaskFilter:
             statuses=None if self.status is None else tuple(self.status),
             assignee_id=self.assignee_id,
             unassigned=self.unassigned,
-            search=self.search,
+            search=self.search or None,
         )
 
 

@@ -194,7 +194,7 @@ class Query:
             info, first=first, after=after, sorts=users.USER_SORTS, order=order_by
         )
         f = filter or UserFilter()
-        user_filter = users.UserFilter(search=f.search, role=f.role, is_active=f.is_active)
+        user_filter = users.UserFilter(search=f.search or None, role=f.role, is_active=f.is_active)
         async with info.context.session_factory() as session:
             page = await users.list_users(session=session, user_filter=user_filter, request=request)
         return to_connection(page, request, UserType.from_model)

@@ -54,8 +54,11 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app = FastAPI(title="TaskQL", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = services  # read through taskql.dependencies.get_services
 
+    schema = build_schema(settings)
+    if settings.compiled_reads:
+        schema.compile_reads(services.engine, settings)
     graphql = TaskQLRouter(
-        build_schema(settings),
+        schema,
         context_getter=context_getter(services),
         graphql_ide="graphiql",
         allowed_origins=settings.ws_allowed_origins,

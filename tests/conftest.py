@@ -126,9 +126,23 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def gql(client: httpx.AsyncClient) -> Gql:
-    """Post a GraphQL document through the test client: `await gql(query, variables, token=)`."""
-    return functools.partial(post_graphql, client)
+async def executor_client(
+    settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same app without compiled reads: every read goes to the executor."""
+    app = create_app(settings.model_copy(update={"compiled_reads": False}), engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, executor_client: httpx.AsyncClient) -> Gql:
+    """Post a GraphQL document through the test client: `await gql(query, variables, token=)`.
+
+    Each read is also answered by the executor alone, and the answers must agree.
+    """
+    return functools.partial(post_graphql, client, reference=executor_client)
 
 
 @pytest.fixture(scope="session")

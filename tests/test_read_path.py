@@ -3,10 +3,12 @@ connections are replaced without a round trip, and the pool does not churn; on b
 page of tasks reads the projects and assignees it shows in its own statement."""
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -15,7 +17,14 @@ from sqlalchemy.pool import QueuePool
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Project, Task
 from tests.support.accounts import UserFactory
-from tests.support.graphql import Gql
+from tests.support.graphql import Gql, post_graphql
+
+
+@pytest.fixture
+def gql(executor_client: httpx.AsyncClient) -> Gql:
+    """The executor's read path, whose statements these tests look at (the compiled path has
+    its own statement-count test)."""
+    return functools.partial(post_graphql, executor_client)
 
 
 @pytest.fixture

@@ -1,16 +1,21 @@
-"""DataLoaders keep the statement count of a page constant, whatever its size."""
+"""A page costs a constant number of statements, whatever its size: one for the caller and one
+compiled statement on the compiled read path; one per list with DataLoaders on the executor."""
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import Project, ProjectMember, Role, Task
 from tests.support.accounts import TokenFor, UserFactory
-from tests.support.graphql import Gql
+from tests.support.graphql import Gql, post_graphql
 from tests.support.world import pk
 
 TASKS_PAGE = """
@@ -22,6 +27,25 @@ query Page($first: Int!) {
 }
 """
 MAX_STATEMENTS = 4
+COMPILED_MARK = "json_"  # the compiled statement builds JSON: json_object / json_build_object
+
+
+@pytest.fixture(params=["compiled", "executor"])
+def read_path(request: pytest.FixtureRequest) -> str:
+    path: str = request.param
+    return path
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> Gql:
+    """Without the differential check: its second request would count too."""
+    return functools.partial(post_graphql, client)
+
+
+@pytest.fixture
+def settings(settings: Settings, read_path: str) -> Settings:
+    """Each test runs on both read paths."""
+    return settings.model_copy(update={"compiled_reads": read_path == "compiled"})
 
 
 @contextmanager
@@ -59,6 +83,7 @@ async def seed(session_factory: SessionFactory, make_user: UserFactory, tasks: i
 
 
 async def test_task_page_costs_a_constant_number_of_statements(
+    read_path: str,
     gql: Gql,
     engine: AsyncEngine,
     session_factory: SessionFactory,
@@ -82,8 +107,10 @@ async def test_task_page_costs_a_constant_number_of_statements(
     # The 100-task page really spans every project and assignee, and costs no more.
     assert len({e["node"]["project"]["name"] for e in edges}) == 10
     assert len({e["node"]["assignee"]["email"] for e in edges}) == 20
-    # The caller, then the page with its total, projects and assignees joined in.
+    # The caller, then the page with its total, projects and assignees joined in (compiled:
+    # the whole response, built as JSON by the database).
     assert counts == {1: 2, 100: 2}, counts
+    assert (COMPILED_MARK in statements[-1]) == (read_path == "compiled"), statements[-1]
 
 
 PROJECTS_PAGE = """
@@ -101,6 +128,7 @@ query Page($first: Int!) {
 
 
 async def test_nested_lists_are_batched_per_page(
+    read_path: str,
     gql: Gql,
     engine: AsyncEngine,
     session_factory: SessionFactory,
@@ -126,5 +154,8 @@ async def test_nested_lists_are_batched_per_page(
             assert project["members"]["totalCount"] == 3
             assert project["taskCounts"]["total"] == project["tasks"]["totalCount"] == 1
         counts[first] = len(statements)
-    # The caller, projects, members, tasks (with totals), assignees, counts.
-    assert counts == {1: 6, 10: 6}
+    if read_path == "compiled":  # the caller, then one statement for the whole response
+        assert counts == {1: 2, 10: 2}, counts
+        assert COMPILED_MARK in statements[-1]
+    else:  # the caller, projects, members, tasks (with totals), assignees, counts
+        assert counts == {1: 6, 10: 6}, counts

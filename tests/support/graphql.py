@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+READ_PATH_HEADER = "X-TaskQL-Read-Path"
 
 
 @dataclass
@@ -41,6 +44,49 @@ def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def is_read(query: str) -> bool:
+    """Whether the document holds queries only (no mutation or subscription)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return True
+    return all(
+        d.operation == OperationType.QUERY
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+async def _post(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None, headers: dict[str, str]
+) -> tuple[GqlResult, str]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {"raw": response.text}
+    )
+    return GqlResult(response.status_code, body), response.headers.get(READ_PATH_HEADER, "")
+
+
+def assert_same_answer(answer: GqlResult, path: str, reference: GqlResult, query: str) -> None:
+    """The server's answer equals the executor's. A compiled answer must match to the byte's
+    meaning; when both ran the executor, only what it fixes is compared (its root fields run
+    concurrently, so which of several errors it reports can vary)."""
+    if path == "compiled":
+        assert (answer.status_code, answer.body) == (reference.status_code, reference.body), (
+            query,
+            answer.body,
+            reference.body,
+        )
+        return
+    assert answer.status_code == reference.status_code, query
+    assert answer.data == reference.data, query
+    assert bool(answer.errors) == bool(reference.errors), query
+
+
 async def post_graphql(
     client: httpx.AsyncClient,
     query: str,
@@ -48,15 +94,16 @@ async def post_graphql(
     *,
     token: str | None = None,
     headers: dict[str, str] | None = None,
+    reference: httpx.AsyncClient | None = None,
 ) -> GqlResult:
-    """POST a document to /graphql; a body that is not JSON comes back as {"raw": text}."""
+    """POST a document to /graphql; a body that is not JSON comes back as {"raw": text}.
+
+    With a `reference` client (an app without compiled reads), a read is sent there too and
+    the two answers must agree: every read a test sends is a differential test.
+    """
     all_headers = {**(headers or {}), **bearer(token)}
-    response = await client.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
-    )
-    body = (
-        response.json()
-        if response.headers.get("content-type", "").startswith("application/json")
-        else {"raw": response.text}
-    )
-    return GqlResult(response.status_code, body)
+    answer, path = await _post(client, query, variables, all_headers)
+    if reference is not None and is_read(query):
+        expected, _ = await _post(reference, query, variables, all_headers)
+        assert_same_answer(answer, path, expected, query)
+    return answer

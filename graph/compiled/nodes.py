@@ -1,0 +1,225 @@
+"""The object types in SQL: Task, Project, User and TaskCounts, built from a row's columns.
+
+Relations are correlated subqueries over aliases (a to-one relation reads one row by its key);
+lists are connections (graph/compiled/lists.py). Fields guarded by a permission class compile
+only when its rule is settled for this caller when planning.
+"""
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from db.counters import TaskFilter, task_conditions, task_count, task_counts_by_status
+from db.models import Project, ProjectMember, Task, TaskStatus, User
+from db.paging import BY_ID
+from db.projects import PROJECT_SORTS
+from db.scopes import shares_a_project
+from db.tasks import TASK_SORTS
+from db.users import USER_SORTS
+from graph import permissions as perms
+from graph.compiled import arguments
+from graph.compiled.compiler import Build, check_permissions, is_plain, plain_field, typename
+from graph.compiled.errors import Unsupported
+from graph.compiled.lists import ListSource, connection
+from graph.compiled.selection import Selected
+
+TASK = Task.__table__  # type: ignore[attr-defined]
+PROJECT = Project.__table__  # type: ignore[attr-defined]
+USER = User.__table__  # type: ignore[attr-defined]
+MEMBER = ProjectMember.__table__  # type: ignore[attr-defined]
+
+BY_ID_ONLY = {"id": BY_ID}
+TASKS = ListSource("Task", TASK, TASK, TASK_SORTS)
+PROJECTS = ListSource("Project", PROJECT, PROJECT, PROJECT_SORTS)
+USERS = ListSource("User", USER, USER, USER_SORTS)
+MEMBERS = ListSource("User", USER, USER.join(MEMBER, MEMBER.c.user_id == USER.c.id), BY_ID_ONLY)
+MEMBER_PROJECTS = ListSource(
+    "Project", PROJECT, PROJECT.join(MEMBER, MEMBER.c.project_id == PROJECT.c.id), BY_ID_ONLY
+)
+DETAIL_COLUMNS = {"role": "role", "isActive": "is_active", "createdAt": "created_at"}
+COUNT_KEYS = {
+    "pending": TaskStatus.PENDING,
+    "inProgress": TaskStatus.IN_PROGRESS,
+    "done": TaskStatus.DONE,
+}
+
+
+def obj(
+    build: Build, type_name: str, row: Any, selected: list[Selected], *, me: bool = False
+) -> Any:
+    """The JSON object of a `type_name` row. `me`: the row is the caller (for rules that let
+    a user see their own details)."""
+    pairs: list[tuple[str, Any]] = []
+    for field in selected:
+        if field.name == "__typename":
+            pairs.append((field.key, typename(type_name)))
+            continue
+        special = SPECIAL.get((type_name, field.name))
+        if special is not None:
+            pairs.append((field.key, special(build, row, field, me)))
+        elif is_plain(build, type_name, field.name):
+            check_permissions(build, type_name, field, {})
+            pairs.append((field.key, plain_field(build, type_name, field, row)))
+        else:
+            raise Unsupported(f"the field {type_name}.{field.name}")
+    return build.json.object(pairs)
+
+
+def _relation(
+    parent: str, type_name: str, table: Any, key_column: str, *, checked: bool = False
+) -> Any:
+    """A to-one relation: the row of `table` whose id is in `key_column`, or null. `checked`:
+    the caller has checked the field's permission classes already."""
+
+    def compile_relation(build: Build, row: Any, field: Selected, me: bool) -> Any:
+        if not checked:
+            check_permissions(build, parent, field, {})
+        children = build.children(parent, field)
+        alias = table.alias()
+        value = obj(build, type_name, alias.c, children)
+        key = getattr(row, key_column)
+        found = sa.select(value).select_from(alias).where(alias.c.id == key)
+        return build.json.nested(found.correlate_except(alias).scalar_subquery())
+
+    return compile_relation
+
+
+def _created_by(parent: str) -> Any:
+    relation = _relation(parent, "User", USER, "created_by", checked=True)
+
+    def compile_created_by(build: Build, row: Any, field: Selected, me: bool) -> Any:
+        # CanSeeRelatedUser (fail_silently): null unless the caller may see the creator, which
+        # is the row scope of users (db/scopes.py): admins see all, a USER themselves and the
+        # users they share a project with.
+        check_permissions(build, parent, field, {perms.CanSeeRelatedUser: lambda: True})
+        creator = relation(build, row, field, me)
+        if build.is_admin:
+            return creator
+        caller = build.caller_id
+        visible = sa.or_(row.created_by == caller, shares_a_project(caller, row.created_by))
+        return build.json.nested(sa.case((visible, creator)))
+
+    return compile_created_by
+
+
+def _user_detail(name: str) -> Any:
+    def compile_detail(build: Build, row: Any, field: Selected, me: bool) -> Any:
+        rules: dict[type, Any] = {perms.CanSeeUserDetails: lambda: build.is_admin or me}
+        check_permissions(build, "User", field, rules)
+        column = getattr(
+            row, {"role": "role", "isActive": "is_active", "createdAt": "created_at"}[name]
+        )
+        if name == "createdAt":
+            return build.json.timestamp(column)
+        if name == "isActive":
+            return build.json.boolean(column)
+        return column
+
+    return compile_detail
+
+
+def _user_projects(build: Build, row: Any, field: Selected, me: bool) -> Any:
+    check_permissions(build, "User", field, {perms.CanSeeUserDetails: lambda: build.is_admin or me})
+    shape = arguments.page_shape(build, "User", field, MEMBER_PROJECTS)
+    conditions = [MEMBER.c.user_id == row.id]
+    return list_field(build, "User", field, MEMBER_PROJECTS, shape, conditions, _project_count(row))
+
+
+def _project_count(row: Any) -> Any:
+    def total() -> Any:
+        counted = sa.select(sa.func.count()).select_from(MEMBER).where(MEMBER.c.user_id == row.id)
+        return counted.correlate_except(MEMBER).scalar_subquery()
+
+    return total
+
+
+def _project_members(build: Build, row: Any, field: Selected, me: bool) -> Any:
+    check_permissions(build, "Project", field, {})
+    shape = arguments.page_shape(build, "Project", field, MEMBERS)
+    conditions = [MEMBER.c.project_id == row.id]
+
+    def total() -> Any:
+        counted = (
+            sa.select(sa.func.count()).select_from(MEMBER).where(MEMBER.c.project_id == row.id)
+        )
+        return counted.correlate_except(MEMBER).scalar_subquery()
+
+    return list_field(build, "Project", field, MEMBERS, shape, conditions, total)
+
+
+def _project_tasks(build: Build, row: Any, field: Selected, me: bool) -> Any:
+    check_permissions(build, "Project", field, {})
+    shape = arguments.page_shape(build, "Project", field, TASKS)
+    scope = build.scope
+    conditions = [*task_conditions(scope, TaskFilter()), TASK.c.project_id == row.id]
+    return list_field(
+        build, "Project", field, TASKS, shape, conditions, lambda: _project_total(scope, row)
+    )
+
+
+def _project_total(scope: Any, row: Any) -> Any:
+    return task_count(scope, TaskFilter(project_id=row.id))
+
+
+def _task_counts(build: Build, row: Any, field: Selected, me: bool) -> Any:
+    check_permissions(build, "Project", field, {})
+    counts = task_counts_by_status(build.scope, row.id)
+    pairs: list[tuple[str, Any]] = []
+    for child in build.children("Project", field):
+        if child.name == "__typename":
+            pairs.append((child.key, typename("TaskCounts")))
+        elif child.name == "total":
+            pairs.append((child.key, _project_total(build.scope, row)))
+        else:
+            pairs.append((child.key, counts[COUNT_KEYS[child.name]]))
+    return build.json.object(pairs)
+
+
+def list_field(
+    build: Build,
+    parent: str,
+    field: Selected,
+    source: ListSource,
+    shape: Any,
+    conditions: list[Any],
+    total: Any,
+) -> Any:
+    """A connection field of `parent`: a page of `source` rows that pass `conditions`."""
+    connection_type = build.field_type_name(parent, field.name)
+    node_type = source.type_name
+
+    def children(name: str, selected: Selected) -> list[Selected]:
+        # The keys under `edges`/`pageInfo` (fields of the connection) or `node` (of an edge).
+        owner = {"edges": connection_type, "pageInfo": connection_type, "node": f"{node_type}Edge"}
+        return build.children(owner[name], selected)
+
+    return connection(
+        build.json,
+        source,
+        shape,
+        conditions,
+        build.children(parent, field),
+        children,
+        lambda row, selected: obj(build, node_type, row, selected),
+        total,
+    )
+
+
+def task_list_total(build: Build, task_filter: TaskFilter) -> Any:
+    """totalCount of a task list: from the counters when they can answer the filter."""
+    return task_count(build.scope, task_filter)
+
+
+SPECIAL: dict[tuple[str, str], Any] = {
+    ("Task", "project"): _relation("Task", "Project", PROJECT, "project_id"),
+    ("Task", "assignee"): _relation("Task", "User", USER, "assigned_to"),
+    ("Task", "createdBy"): _created_by("Task"),
+    ("Project", "createdBy"): _created_by("Project"),
+    ("Project", "members"): _project_members,
+    ("Project", "tasks"): _project_tasks,
+    ("Project", "taskCounts"): _task_counts,
+    ("User", "role"): _user_detail("role"),
+    ("User", "isActive"): _user_detail("isActive"),
+    ("User", "createdAt"): _user_detail("createdAt"),
+    ("User", "projects"): _user_projects,
+}
