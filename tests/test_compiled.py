@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from db.engine import SessionFactory
-from db.models import Project, ProjectMember, Task, TaskStatus
+from db.models import Project, ProjectMember, Role, Task, TaskStatus, User
 from graph.compiled.entry import HEADER
 from graph.schema import build_schema
 from taskql.app import create_app
@@ -243,3 +243,29 @@ async def test_errors_come_from_the_executor(pair: Pair, busy_world: World) -> N
         answer = await pair.same(query, variables, token)
         assert answer.path.startswith("executor"), (query, answer.path)
         assert [e["extensions"]["code"] for e in answer.body["errors"]] == [code]
+
+
+async def test_the_statement_checks_the_caller_it_was_planned_for(
+    pair: Pair, busy_world: World, session_factory: SessionFactory
+) -> None:
+    """A plan is made for a role; a demoted or deactivated caller is caught by the statement."""
+    admin = busy_world.token("admin")
+    query = "{ tasks(first: 100) { totalCount } }"
+    every = await pair.same(query, {}, admin)
+    assert every.path == "compiled"
+    async with session_factory.begin() as session:
+        user = await session.get(User, pk(busy_world.admin))
+        assert user is not None
+        user.role = Role.USER  # now sees only the tasks assigned to them: none
+    demoted = await pair.same(query, {}, admin)
+    assert (
+        demoted.body["data"]["tasks"]["totalCount"] == 0 < every.body["data"]["tasks"]["totalCount"]
+    )
+    assert (await pair.same(query, {}, admin)).path == "compiled"  # planned again, as a USER
+    async with session_factory.begin() as session:
+        user = await session.get(User, pk(busy_world.admin))
+        assert user is not None
+        user.is_active = False
+    gone = await pair.same(query, {}, admin)
+    assert gone.path.startswith("executor")
+    assert [e["extensions"]["code"] for e in gone.body["errors"]] == ["UNAUTHENTICATED"]

@@ -57,14 +57,18 @@ class CompiledReads:
     ) -> tuple[dict[str, Any] | None, str]:
         if not isinstance(context.request, Request):
             return None, "not an HTTP request"
+        if not context.token:
+            return None, "no caller"
         try:
-            caller = await context.current_user()
+            claims = context.authenticator.access_claims(context.token)
+            caller = self.path.caller_hint(claims.user_id) or await context.current_user()
         except TaskQLError:
             return None, "the token is refused"
         except Exception:  # the executor meets it again, and masks it
             return None, "loading the caller failed"
         if caller is None or caller.id is None:
             return None, "no caller"
+        self.path.remember(caller)
         document = self.checks.valid_document(self.path.graphql, query)
         if document is None:
             return None, "the document has errors to report"
@@ -73,7 +77,7 @@ class CompiledReads:
             if isinstance(plan, str):
                 return None, plan
             assert coerced is not None
-            answer = await self.path.run(plan, coerced, caller.id)
+            answer = await self.path.run(plan, coerced, caller)
         except Fallback:
             return None, "this request's values are the executor's to report"
         except Exception:  # a failing statement must not cost the answer: the executor retries

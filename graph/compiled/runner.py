@@ -38,13 +38,25 @@ from graph.compiled.selection import Collector
 logger = logging.getLogger("taskql.compiled")
 
 COMPILED = "compiled"
+CALLER_HINTS = 4096
+USER = User.__table__  # type: ignore[attr-defined]
+
+
+def caller_guard() -> Any:
+    """The caller's role if their account is active, else null: the statement's first column.
+
+    A plan is made for a role; the statement itself checks, in its own snapshot, that the
+    caller still has it, so the caller needs no statement of their own."""
+    caller = sa.bindparam("caller_id", value=None, type_=sa.Integer)
+    active = sa.select(USER.c.role).where(USER.c.id == caller, USER.c.is_active.is_(True))
+    return sa.cast(active.scalar_subquery(), sa.Text).label("caller_role")
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A compiled operation: the statement's text and how to fill its parameters."""
 
-    sql: str
+    sql: str  # its first column is the caller's role now (see `caller_guard`)
     names: tuple[str, ...]
     constants: dict[str, Any]
     processors: Mapping[str, Callable[[Any], Any]]
@@ -117,6 +129,20 @@ class ReadPath:
         self.json = JsonSql(engine.dialect.name)
         self.max_page_size = max_page_size
         self.plans = BoundedCache(cache_size)
+        # The role each recent caller had: a hint to plan with, which every statement checks.
+        self.callers = BoundedCache(CALLER_HINTS)
+
+    def caller_hint(self, user_id: int) -> User | None:
+        """The caller as last seen (id and role only), if recently seen."""
+        role = self.callers.get_fresh(user_id)
+        if role is None:
+            return None
+        # Planning reads a caller's id and role only.
+        return User(id=user_id, role=role, email="", full_name="", hashed_password="")
+
+    def remember(self, caller: User) -> None:
+        """Note the role of a caller loaded in full."""
+        self.callers.put(caller.id, caller.role)
 
     def plan(
         self,
@@ -177,9 +203,7 @@ class ReadPath:
         columns = [
             sa.cast(r.sql, sa.Text).label(f"r{i}") for i, r in enumerate(roots) if r.sql is not None
         ]
-        if not columns:
-            return Plan("", (), {}, {}, tuple(roots), tuple(bindings))
-        statement = sa.select(*columns)
+        statement = sa.select(caller_guard(), *columns)
         compiled = statement.compile(
             dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
         )
@@ -201,16 +225,19 @@ class ReadPath:
         }
         return Plan(compiled.string, names, constants, processors, tuple(roots), tuple(bindings))
 
-    async def run(self, plan: Plan, variables: VariableValues, caller_id: int) -> Answer:
-        """One statement; Fallback when the executor must answer instead."""
-        parameters = plan.parameters(variables, caller_id)
-        row: Sequence[Any] = ()
-        if plan.sql:
-            async with self.engine.connect() as connection:
-                # A read: autocommit on PostgreSQL (db/engine.py), no BEGIN/ROLLBACK round trips.
-                await connection.execution_options(**{READ_OPTION: True})
-                result = await connection.exec_driver_sql(plan.sql, tuple(parameters))
-                row = result.one()
+    async def run(self, plan: Plan, variables: VariableValues, caller: User) -> Answer:
+        """One statement; Fallback when the executor must answer instead (a value to report, or
+        a caller who is no longer what the plan was made for)."""
+        assert caller.id is not None
+        parameters = plan.parameters(variables, caller.id)
+        async with self.engine.connect() as connection:
+            # A read: autocommit on PostgreSQL (db/engine.py), no BEGIN/ROLLBACK round trips.
+            await connection.execution_options(**{READ_OPTION: True})
+            result = await connection.exec_driver_sql(plan.sql, tuple(parameters))
+            role, *row = tuple(result.one())
+        if role != caller.role.value:
+            self.callers.pop(caller.id, None)
+            raise Fallback
         values = iter(row)
         data: dict[str, orjson.Fragment] = {}
         for root_field in plan.roots:
