@@ -21,6 +21,7 @@ from graph.schema import build_schema
 from importer.runner import background_runner, settle_heap
 from taskql import reports
 from taskql.csrf import MultipartCsrfGuard
+from taskql.front import CompiledReadsFront
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
 
@@ -68,6 +69,13 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.include_router(reports.router)
     add_health_routes(app, services)
 
+    if schema.compiled is not None:  # innermost: inside the size limits, CORS and request ids
+        app.add_middleware(
+            CompiledReadsFront,
+            reads=schema.compiled,
+            authenticator=services.authenticator,
+            path="/graphql",
+        )
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,

@@ -38,8 +38,12 @@ Gql = Callable[..., Awaitable[Any]]
 MakeUser = Callable[..., Awaitable[Any]]
 Key = tuple[int, int, TaskStatus]
 STATUSES = list(TaskStatus)
-CSV_STATUS = {TaskStatus.PENDING: "Pending", TaskStatus.IN_PROGRESS: "In Progress"}
-CSV_STATUS[TaskStatus.DONE] = "done"
+# The spellings an import file may use.
+CSV_STATUS = {
+    TaskStatus.PENDING: "Pending",
+    TaskStatus.IN_PROGRESS: "In Progress",
+    TaskStatus.DONE: "done",
+}
 
 CREATE_TASK = """
 mutation($input: CreateTaskInput!) { createTask(input: $input) { task { id } } }"""
@@ -53,11 +57,6 @@ ADD_MEMBER = """
 mutation($input: ProjectMemberInput!) { addProjectMember(input: $input) { user { id } } }"""
 DELETE_PROJECT = """
 mutation($input: DeleteProjectInput!) { deleteProject(input: $input) { deletedId } }"""
-TOTALS = """
-query($filter: TaskFilter) { tasks(filter: $filter, first: 1) { totalCount }
-  projects(first: 20) { edges { node { id tasks(first: 1) { totalCount }
-    taskCounts { total pending inProgress done } } } } }"""
-
 
 # --- what the counters hold, and what they should ----------------------------------------------
 

@@ -1,18 +1,25 @@
 """Where the compiled read path meets the server: asked first for every HTTP query, it answers
 or says why not, and the executor answers what it does not.
 
+Two doors lead here: `taskql.front` for plain JSON POSTs (before FastAPI and Strawberry parse
+anything), and the schema's `execute` for every other HTTP request. A request the front could
+not answer carries its reason in the ASGI scope, so the schema does not try again.
+
 In development the answer says which path it took in the `X-TaskQL-Read-Path` header
 (`compiled`, or `executor; <reason>`), and a debug log line says the same.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from strawberry.types.execution import ExecutionResult
 
+from auth.sessions import Authenticator
 from core.errors import TaskQLError
+from db.models import User
 from graph.compiled.errors import Fallback
 from graph.compiled.runner import COMPILED, ReadPath
 from graph.context import Context
@@ -21,6 +28,10 @@ from graph.limits import QueryChecks
 logger = logging.getLogger("taskql.compiled")
 
 HEADER = "X-TaskQL-Read-Path"
+TRIED = "taskql.read_path"  # the ASGI scope key of the front's reason
+
+CallerLoader = Callable[[], Awaitable[User | None]]
+Data = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -31,6 +42,12 @@ class CompiledReads:
     checks: QueryChecks
     show_path: bool  # the development header
 
+    def header(self, data: Data | None, reason: str) -> str | None:
+        """The development header's value, None in production."""
+        if not self.show_path:
+            return None
+        return reason if data is not None else f"executor; {reason}"
+
     async def answer(
         self,
         query: str,
@@ -38,30 +55,57 @@ class CompiledReads:
         context: Context,
         operation_name: str | None,
     ) -> ExecutionResult | None:
-        """The compiled answer, or None for the executor to give."""
-        data, reason = await self._try(query, variables, context, operation_name)
-        logger.debug("read path for %r: %s", operation_name or "<unnamed>", reason)
-        if self.show_path and context.response is not None:
-            header = reason if data is not None else f"executor; {reason}"
+        """The compiled answer for the schema's `execute`, or None for the executor to give."""
+        request = context.request
+        if not isinstance(request, Request):
+            return None  # WebSocket operations: their messages are encoded elsewhere
+        tried = request.scope.get(TRIED)
+        if tried is not None:
+            data, reason = None, tried
+        else:
+            data, reason = await self.attempt(
+                query,
+                variables,
+                operation_name,
+                context.token,
+                context.authenticator,
+                context.current_user,
+            )
+        header = self.header(data, reason)
+        if header is not None and context.response is not None:
             context.response.headers[HEADER] = header
-        if data is None:
-            return None
-        return ExecutionResult(data=data, errors=None)
+        return None if data is None else ExecutionResult(data=data, errors=None)
+
+    async def attempt(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        token: str | None,
+        authenticator: Authenticator,
+        load_caller: CallerLoader,
+    ) -> tuple[Data | None, str]:
+        """(the response's `data`, COMPILED), or (None, why the executor must answer)."""
+        data, reason = await self._try(
+            query, variables, operation_name, token, authenticator, load_caller
+        )
+        logger.debug("read path for %r: %s", operation_name or "<unnamed>", reason)
+        return data, reason
 
     async def _try(
         self,
         query: str,
         variables: dict[str, Any] | None,
-        context: Context,
         operation_name: str | None,
-    ) -> tuple[dict[str, Any] | None, str]:
-        if not isinstance(context.request, Request):
-            return None, "not an HTTP request"
-        if not context.token:
+        token: str | None,
+        authenticator: Authenticator,
+        load_caller: CallerLoader,
+    ) -> tuple[Data | None, str]:
+        if not token:
             return None, "no caller"
         try:
-            claims = context.authenticator.access_claims(context.token)
-            caller = self.path.caller_hint(claims.user_id) or await context.current_user()
+            claims = authenticator.access_claims(token)
+            caller = self.path.caller_hint(claims.user_id) or await load_caller()
         except TaskQLError:
             return None, "the token is refused"
         except Exception:  # the executor meets it again, and masks it
