@@ -112,6 +112,33 @@ class Build:
         return found
 
 
+class RowSource:
+    """The columns of the row an object is built from (read as attributes), and the to-one
+    relations joined to it: a relation is a LEFT JOIN on the row's FROM clause, not a
+    subquery per row, so the database can join a page's projects in one pass."""
+
+    __slots__ = ("columns", "joins")
+
+    def __init__(self, columns: Any, joins: list[tuple[Any, Any]] | None = None) -> None:
+        self.columns = columns
+        self.joins = [] if joins is None else joins
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.columns, name)
+
+    def related(self, table: Any, key: Any) -> "RowSource":
+        """The row of `table` whose id is `key`, joined (outer) to this row's FROM clause."""
+        alias = table.alias()
+        self.joins.append((alias, alias.c.id == key))
+        return RowSource(alias.c, self.joins)
+
+    def joined(self, base: Any) -> Any:
+        """`base` with every relation joined to it."""
+        for alias, on in self.joins:
+            base = base.outerjoin(alias, on)
+        return base
+
+
 def check_permissions(
     build: Build, parent_type: str, selected: Selected, rules: Mapping[type, Callable[[], bool]]
 ) -> None:

@@ -16,10 +16,11 @@ from sqlalchemy.sql.selectable import FromClause
 
 from db.cursors import cursor_sql
 from db.paging import Keyset, PageRequest, SortKey, after_conditions, order_columns
+from graph.compiled.compiler import RowSource
 from graph.compiled.jsonsql import JsonSql, sql_int, sql_string
 from graph.compiled.selection import Selected
 
-# Builds a node's JSON from the columns of its row (the page subquery's).
+# Builds a node's JSON from its row (the page subquery's columns, and the relations joined).
 NodeBuilder = Callable[[Any, list[Selected]], Any]
 
 
@@ -90,10 +91,11 @@ def connection(
     cursor = cursor_sql(
         json.dialect, shape.sort, shape.descending, sort.kind, page.c.id, page.c._sort
     )
+    row = RowSource(page.c)  # the relations its nodes select are joined to the page
     pairs: list[tuple[str, Any]] = []
     for field in selected:
         if field.name == "edges":
-            edge = _edge(json, source, cursor, page, children("edges", field), children, node)
+            edge = _edge(json, source, cursor, row, children("edges", field), children, node)
             pairs.append(
                 (
                     field.key,
@@ -110,14 +112,14 @@ def connection(
             pairs.append((field.key, sql_string(f"{source.type_name}Connection")))
     # An aggregate query answers one row even for an empty page, whatever was selected.
     value = sa.case((sa.func.count() >= sql_int(0), json.object(pairs)))
-    return json.nested(sa.select(value).select_from(page).scalar_subquery())
+    return json.nested(sa.select(value).select_from(row.joined(page)).scalar_subquery())
 
 
 def _edge(
     json: JsonSql,
     source: ListSource,
     cursor: Any,
-    page: Any,
+    row: RowSource,
     selected: list[Selected],
     children: Callable[[str, Selected], list[Selected]],
     node: NodeBuilder,
@@ -127,7 +129,7 @@ def _edge(
         if field.name == "cursor":
             pairs.append((field.key, cursor))
         elif field.name == "node":
-            pairs.append((field.key, node(page.c, children("node", field))))
+            pairs.append((field.key, node(row, children("node", field))))
         else:
             pairs.append((field.key, sql_string(f"{source.type_name}Edge")))
     return json.object(pairs)

@@ -1,8 +1,8 @@
 """The object types in SQL: Task, Project, User and TaskCounts, built from a row's columns.
 
-Relations are correlated subqueries over aliases (a to-one relation reads one row by its key);
-lists are connections (graph/compiled/lists.py). Fields guarded by a permission class compile
-only when its rule is settled for this caller when planning.
+A to-one relation is an outer join on the row's FROM clause (compiler.RowSource); lists are
+connections (graph/compiled/lists.py), correlated with the row they belong to. Fields guarded by
+a permission class compile only when its rule is settled for this caller when planning.
 """
 
 from typing import Any
@@ -74,12 +74,9 @@ def _relation(
     def compile_relation(build: Build, row: Any, field: Selected, me: bool) -> Any:
         if not checked:
             check_permissions(build, parent, field, {})
-        children = build.children(parent, field)
-        alias = table.alias()
-        value = obj(build, type_name, alias.c, children)
-        key = getattr(row, key_column)
-        found = sa.select(value).select_from(alias).where(alias.c.id == key)
-        return build.json.nested(found.correlate_except(alias).scalar_subquery())
+        related = row.related(table, getattr(row, key_column))
+        value = obj(build, type_name, related, build.children(parent, field))
+        return build.json.nested(sa.case((related.id.is_not(None), value)))
 
     return compile_relation
 

@@ -16,7 +16,7 @@ from db.scopes import visible_projects, visible_tasks, visible_users
 from db.users import user_conditions
 from graph import permissions as perms
 from graph.compiled import arguments
-from graph.compiled.compiler import Build, check_permissions
+from graph.compiled.compiler import Build, RowSource, check_permissions
 from graph.compiled.errors import Unsupported
 from graph.compiled.nodes import (
     PROJECT,
@@ -64,9 +64,10 @@ def _single(
     *,
     me: bool = False,
 ) -> Any:
-    row = sa.select(table).where(*conditions).correlate(None).subquery()
-    value = obj(build, type_name, row.c, build.children(QUERY, field), me=me)
-    return sa.select(value).select_from(row).scalar_subquery()
+    found = sa.select(table).where(*conditions).correlate(None).subquery()
+    row = RowSource(found.c)
+    value = obj(build, type_name, row, build.children(QUERY, field), me=me)
+    return sa.select(value).select_from(row.joined(found)).scalar_subquery()
 
 
 def _me(build: Build, field: Selected) -> tuple[Any, bool]:
