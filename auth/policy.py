@@ -5,9 +5,22 @@ The GraphQL permission classes (graph/permissions.py) and the list queries' SQL 
 """
 
 from collections.abc import Collection
+from typing import Protocol
 
 from db.models import Role, Task, User
 from db.scopes import ReadScope
+
+
+class Person(Protocol):
+    """What the role rules read of a caller: a loaded User, or the compiled read path's note
+    of one (its id and role)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def role(self) -> Role: ...
+
 
 # What a USER may change on a task assigned to them; anything else needs an ADMIN.
 ASSIGNEE_TASK_FIELDS = frozenset({"title", "description", "status"})
@@ -15,13 +28,13 @@ ASSIGNEE_TASK_FIELDS = frozenset({"title", "description", "status"})
 SELF_USER_FIELDS = frozenset({"full_name"})
 
 
-def is_admin(user: User) -> bool:
+def is_admin(user: Person) -> bool:
     """An ADMIN. Whether the account is active is checked earlier: inactive users' tokens are
     refused when the caller is loaded."""
     return user.role == Role.ADMIN
 
 
-def read_scope(user: User) -> ReadScope:
+def read_scope(user: Person) -> ReadScope:
     """Admins read everything; a USER reads what ties to them."""
     return ReadScope(user_id=None if is_admin(user) else user.id)
 

@@ -1,12 +1,13 @@
 """Register, log in, rotate refresh tokens, log out, and resolve an access token to a user."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.passwords import PasswordHasher, PasswordPolicyError, password_problem
-from auth.tokens import Claims, InvalidToken, TokenCodec, TokenType
+from auth.tokens import Claims, ClaimsCache, InvalidToken, TokenCodec, TokenType
 from core.errors import BadUserInput, Unauthenticated
 from db import refresh_tokens, users
 from db.engine import SessionFactory
@@ -30,6 +31,7 @@ class Authenticator:
     codec: TokenCodec
     hasher: PasswordHasher
     session_factory: SessionFactory
+    verified: ClaimsCache = field(default_factory=ClaimsCache, compare=False, repr=False)
 
     async def register(
         self, *, email: str, password: str, full_name: str, role: Role = Role.USER
@@ -107,11 +109,15 @@ class Authenticator:
 
         Says nothing of the account: `user_for_access_token` checks that it is still active.
         """
-        return self._decode(token, "access")
+        claims = self.verified.get(token, datetime.now(UTC))
+        if claims is None:
+            claims = self._decode(token, "access")
+            self.verified.put(token, claims)
+        return claims
 
     async def user_for_access_token(self, token: str) -> User:
         """The active user an access token names; anything else is UNAUTHENTICATED."""
-        claims = self._decode(token, "access")
+        claims = self.access_claims(token)
         async with self.session_factory() as session:
             user = await users.get_user(session=session, user_id=claims.user_id)
         if user is None or not user.is_active:

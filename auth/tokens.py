@@ -1,6 +1,7 @@
 """JWT access and refresh tokens with typed claims."""
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -90,3 +91,29 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
+
+
+class ClaimsCache:
+    """Recently verified access tokens and their claims, so a client that sends the same token
+    again is not verified again until the token expires. Keyed by the whole token text: the same
+    text always verifies the same way under one secret."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._claims: OrderedDict[str, Claims] = OrderedDict()
+
+    def get(self, token: str, now: datetime) -> Claims | None:
+        """The claims of a token seen before and not yet expired."""
+        claims = self._claims.get(token)
+        if claims is None:
+            return None
+        if claims.expires_at <= now:
+            del self._claims[token]
+            return None
+        self._claims.move_to_end(token)
+        return claims
+
+    def put(self, token: str, claims: Claims) -> None:
+        self._claims[token] = claims
+        while len(self._claims) > self.size:
+            self._claims.popitem(last=False)

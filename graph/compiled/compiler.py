@@ -19,7 +19,8 @@ from strawberry import Schema
 from strawberry.permission import PermissionExtension
 
 from auth import policy
-from db.models import Role, User
+from auth.policy import Person
+from db.models import Role
 from db.scopes import ReadScope
 from graph import permissions as perms
 from graph.compiled.errors import Unsupported
@@ -53,7 +54,7 @@ class Build:
     strawberry: Schema
     collector: Collector
     variables: VariableValues
-    caller: User
+    caller: Person
     max_page_size: int
     bindings: list[Binding] = field(default_factory=list)
     _names: "count[int]" = field(default_factory=count)
@@ -188,6 +189,6 @@ def typename(type_name: str) -> Any:
     return sql_string(type_name)
 
 
-def role_of(user: User) -> str:
+def role_of(user: Person) -> str:
     """The part of the caller a plan depends on."""
     return "admin" if user.role == Role.ADMIN else "user"

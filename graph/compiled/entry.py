@@ -17,9 +17,9 @@ from typing import Any
 from starlette.requests import Request
 from strawberry.types.execution import ExecutionResult
 
+from auth.policy import Person
 from auth.sessions import Authenticator
 from core.errors import TaskQLError
-from db.models import User
 from graph.compiled.errors import Fallback
 from graph.compiled.runner import COMPILED, ReadPath
 from graph.context import Context
@@ -30,7 +30,7 @@ logger = logging.getLogger("taskql.compiled")
 HEADER = "X-TaskQL-Read-Path"
 TRIED = "taskql.read_path"  # the ASGI scope key of the front's reason
 
-CallerLoader = Callable[[], Awaitable[User | None]]
+CallerLoader = Callable[[], Awaitable[Person | None]]
 Data = dict[str, Any]
 
 

@@ -27,8 +27,9 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry import Schema
 
+from auth.policy import Person
 from db.engine import READ_OPTION
-from db.models import User
+from db.models import Role, User
 from graph.compiled.compiler import Binding, Build, role_of
 from graph.compiled.errors import Fallback, Unsupported
 from graph.compiled.jsonsql import JsonSql
@@ -50,6 +51,14 @@ def caller_guard() -> Any:
     caller = sa.bindparam("caller_id", value=None, type_=sa.Integer)
     active = sa.select(USER.c.role).where(USER.c.id == caller, USER.c.is_active.is_(True))
     return sa.cast(active.scalar_subquery(), sa.Text).label("caller_role")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What planning and the caller check need of a caller: the id and the role."""
+
+    id: int
+    role: Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +141,13 @@ class ReadPath:
         # The role each recent caller had: a hint to plan with, which every statement checks.
         self.callers = BoundedCache(CALLER_HINTS)
 
-    def caller_hint(self, user_id: int) -> User | None:
-        """The caller as last seen (id and role only), if recently seen."""
+    def caller_hint(self, user_id: int) -> "Caller | None":
+        """The caller as last seen (id and role), if recently seen."""
         role = self.callers.get_fresh(user_id)
-        if role is None:
-            return None
-        # Planning reads a caller's id and role only.
-        return User(id=user_id, role=role, email="", full_name="", hashed_password="")
+        return None if role is None else Caller(user_id, role)
 
-    def remember(self, caller: User) -> None:
-        """Note the role of a caller loaded in full."""
+    def remember(self, caller: Person) -> None:
+        """Note the role of a caller."""
         self.callers.put(caller.id, caller.role)
 
     def plan(
@@ -150,7 +156,7 @@ class ReadPath:
         document: DocumentNode,
         operation_name: str | None,
         raw_variables: dict[str, Any] | None,
-        caller: User,
+        caller: Person,
     ) -> tuple[Plan | str, VariableValues | None]:
         """The plan for this request (or why there is none), and its coerced variables."""
         operation = get_operation_ast(document, operation_name)
@@ -175,7 +181,7 @@ class ReadPath:
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: VariableValues,
-        caller: User,
+        caller: Person,
     ) -> Plan | str:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -225,7 +231,7 @@ class ReadPath:
         }
         return Plan(compiled.string, names, constants, processors, tuple(roots), tuple(bindings))
 
-    async def run(self, plan: Plan, variables: VariableValues, caller: User) -> Answer:
+    async def run(self, plan: Plan, variables: VariableValues, caller: Person) -> Answer:
         """One statement; Fallback when the executor must answer instead (a value to report, or
         a caller who is no longer what the plan was made for)."""
         assert caller.id is not None
