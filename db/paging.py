@@ -94,10 +94,11 @@ def after_conditions(
         return []
     if sort.expr is None:
         return [id_column < key.id if request.descending else id_column > key.id]
-    if request.descending:
-        beyond = sa.or_(sort.expr < key.value, sa.and_(sort.expr == key.value, id_column < key.id))
-    else:
-        beyond = sa.or_(sort.expr > key.value, sa.and_(sort.expr == key.value, id_column > key.id))
+    # A row comparison, not `a > x OR (a = x AND id > y)`: the database starts its index scan
+    # at the cursor instead of walking (and filtering) every row before it.
+    row = sa.tuple_(sort.expr, id_column)
+    key_row = sa.tuple_(key.value, key.id)
+    beyond = row < key_row if request.descending else row > key_row
     return [beyond]
 
 
