@@ -62,6 +62,10 @@ schema: $(STAMP) ## Re-export schema.graphql from the code
 bench-read: $(STAMP) ## Read benchmark: 100k tasks, taskql serve --workers 2, wrk at 32 connections (needs wrk)
 	$(BIN)/python -m bench.read $(BENCH_ARGS)
 
+.PHONY: bench-peer
+bench-peer: $(STAMP) ## Read benchmark against PostGraphile 4.14.1 on PostgreSQL, 3 rounds (needs wrk, npm)
+	$(BIN)/python -m bench.read --backend postgresql --peer postgraphile $(BENCH_ARGS)
+
 .PHONY: lock
 lock: ## Re-resolve the newest allowed versions into requirements.lock
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

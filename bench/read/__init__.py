@@ -1,1 +1,1 @@
-"""Read benchmark: seed 100,000 tasks, serve them with `taskql serve`, load it with wrk."""
+"""Read benchmark: seed tasks, serve them with `taskql serve` (and a peer), load them with wrk."""

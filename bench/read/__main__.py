@@ -1,12 +1,17 @@
 """Read benchmark: 1,000 users, 200 projects, 100,000 tasks; `taskql serve --workers 2`; wrk.
 
-For each backend (PostgreSQL in a scratch database `taskql_bench`, SQLite in a temporary file):
-migrate and seed, count the SQL statements of each query through the app in-process, start the
-real server, warm up, then drive each query with wrk at 32 connections and print req/s, p50, p99
-and statements per request.
+For each backend (PostgreSQL in a scratch database of its own, SQLite in a temporary file):
+migrate and seed, run each query through the app in-process (its answer and SQL statement
+count), start the real server, then warm up and drive each query with wrk at 32 connections
+and print req/s, p50, p99 and statements per request.
+
+`--peer postgraphile` also serves the same PostgreSQL database with PostGraphile 4, checks that
+its version of each query answers the same data, and alternates the two, query by query, over
+several rounds. `--sizes N ...` seeds a fresh database per size and shows how p50 grows.
 
     .venv/bin/python -m bench.read [--backend postgresql|sqlite|both] [--seconds 10]
-        [--connections 32] [--query tasks50 --query projects --query task] [--keep]
+        [--connections 32] [--rounds N] [--query NAME ...] [--peer postgraphile]
+        [--sizes 10000 100000 1000000] [--keep]
 """
 
 import argparse
@@ -16,8 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,28 +29,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.common import TASKQL, free_port, stop, wait_ready
-from bench.read import wrk
-from bench.read.queries import Query, queries, statements_per_request, tokens
+from bench.common import TASKQL as TASKQL_COMMAND
+from bench.common import free_port, stop, wait_ready
+from bench.read import peer, wrk
+from bench.read.probe import Answer, probe
+from bench.read.queries import NAMES, Query, leaves, tokens
+from bench.read.report import PEER, TASKQL, Measured, Setup, peer_table, plain_table, sizes_table
+from bench.read.rounds import Target, measure
 from bench.read.seed import Seeded, Shape, seed
 from core.settings import Settings
 from db import migrate
 from db.engine import make_engine
 
 SECRET = "bench-read-secret-bench-read-secret-0123456789"
-DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskql_bench"
-DEFAULT_QUERIES = ("tasks50", "projects", "task")
-WARMUP_SECONDS = 2.0
+# One database per run: two runs at once (other people's, say) must not drop each other's data.
+DEFAULT_PG = f"postgresql+asyncpg://postgres@127.0.0.1:5432/taskql_bench_read_{os.getpid()}"
+DEFAULT_QUERIES = ("tasks50", "tasks50_total", "projects", "task", "deep", "mine")
+SIZE_QUERIES = ("tasks50_total", "tasks50")
+QUIET = ("--no-access-log",)
 
 Namespace = argparse.Namespace
-
-
-@dataclass(frozen=True)
-class Row:
-    backend: str
-    query: str
-    load: wrk.LoadResult
-    statements: int
 
 
 async def recreate_postgres(url: str, *, create: bool) -> None:
@@ -72,8 +74,8 @@ async def prepare(url: str, shape: Shape) -> Seeded:
         start = time.perf_counter()
         seeded = await seed(engine, shape)
         print(
-            f"  seeded {shape.users} users, {shape.projects} projects, "
-            f"{seeded.memberships} memberships, {shape.tasks} tasks "
+            f"  seeded {shape.users:,} users, {shape.projects:,} projects, "
+            f"{seeded.memberships:,} memberships, {shape.tasks:,} tasks "
             f"in {time.perf_counter() - start:.1f} s",
             flush=True,
         )
@@ -101,7 +103,7 @@ def served(url: str, workdir: Path, workers: int) -> Iterator[str]:
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [TASKQL, "serve", "--port", str(port), "--workers", str(workers), "--no-access-log"],
+            [TASKQL_COMMAND, "serve", "--port", str(port), "--workers", str(workers), *QUIET],
             env=server_env(url, workdir),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -114,102 +116,146 @@ def served(url: str, workdir: Path, workers: int) -> Iterator[str]:
             stop(process)
 
 
-def load(
-    base: str, selected: list[Query], caller_tokens: dict[str, str], args: Namespace
-) -> list[tuple[str, wrk.LoadResult]]:
-    results: list[tuple[str, wrk.LoadResult]] = []
-    for query in selected:
-        token = caller_tokens[query.caller]
-        url = f"{base}/graphql"
-        wrk.run(url, query.body(), token, connections=args.connections, seconds=WARMUP_SECONDS)
-        result = wrk.run(
-            url, query.body(), token, connections=args.connections, seconds=args.seconds
-        )
-        if result.failed:
-            raise SystemExit(f"{query.name}: {result.failed} failed responses under load")
-        print(
-            f"  {query.name:<9} {result.requests_per_second:8.1f} req/s  "
-            f"p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms",
-            flush=True,
-        )
-        results.append((query.name, result))
-    return results
+def check_peer(
+    base: str, seeded: Seeded, names: list[str], answers: dict[str, Answer]
+) -> dict[str, Query]:
+    """The peer's queries, each checked to answer TaskQL's data (same scalars, same order)."""
+    cursor = peer.deep_cursor(base, seeded) if "deep" in names else None
+    known = peer.queries(seeded, cursor)
+    for name in names:
+        theirs, ours = leaves(peer.post(base, known[name])), leaves(answers[name].data)
+        if theirs != ours:
+            raise SystemExit(f"{name}: {PEER} answers {theirs[:12]}…, TaskQL {ours[:12]}…")
+    return known
 
 
-def bench_backend(backend: str, args: Namespace, shape: Shape) -> list[Row]:
-    print(f"{backend}:", flush=True)
+def database_url(backend: str, args: Namespace, workdir: Path) -> str:
+    url = (
+        args.postgres_url if backend == "postgresql" else f"sqlite+aiosqlite:///{workdir}/bench.db"
+    )
+    return Settings(database_url=url).database_url
+
+
+def bench_database(
+    backend: str, shape: Shape, args: Namespace, names: list[str], *, with_peer: bool
+) -> Measured:
+    """Seed one fresh database, serve it (and the peer), and measure every query on both."""
+    print(f"{backend}, {shape.tasks:,} tasks:", flush=True)
     with tempfile.TemporaryDirectory(prefix="taskql-bench-read-") as tmp:
         workdir = Path(tmp)
-        url = (
-            args.postgres_url
-            if backend == "postgresql"
-            else f"sqlite+aiosqlite:///{workdir}/bench.db"
-        )
-        url = Settings(database_url=url).database_url
+        url = database_url(backend, args, workdir)
         if backend == "postgresql":
             asyncio.run(recreate_postgres(url, create=True))
         try:
             seeded = asyncio.run(prepare(url, shape))
-            known = queries(seeded)
-            selected = [known[name] for name in args.query or DEFAULT_QUERIES]
             caller_tokens = tokens(SECRET, seeded)
             settings = Settings(database_url=url, jwt_secret_key=SECRET, environment="development")
-            counted = asyncio.run(statements_per_request(settings, selected, caller_tokens))
-            with served(url, workdir, args.workers) as base:
-                results = load(base, selected, caller_tokens, args)
+            selected, answers = asyncio.run(probe(settings, seeded, caller_tokens, names))
+            with ExitStack() as stack:
+                base = stack.enter_context(served(url, workdir, args.workers))
+                ours = {query.name: query for query in selected}
+                targets = [Target(TASKQL, f"{base}/graphql", ours, caller_tokens)]
+                if with_peer:
+                    peer_base = stack.enter_context(
+                        peer.served(
+                            url, workdir, workers=args.peer_workers, pool_size=args.peer_pool
+                        )
+                    )
+                    theirs = check_peer(peer_base, seeded, names, answers)
+                    targets.append(Target(PEER, f"{peer_base}/graphql", theirs, {}))
+                series = measure(
+                    targets,
+                    names,
+                    rounds=args.rounds,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                )
         finally:
             if backend == "postgresql" and not args.keep:
                 asyncio.run(recreate_postgres(url, create=False))
-    return [Row(backend, name, result, counted[name][0]) for name, result in results]
-
-
-def print_table(rows: list[Row], args: Namespace) -> None:
-    print()
-    print(
-        f"{args.connections} connections, {args.seconds:g} s per query, "
-        f"`taskql serve --workers {args.workers}`, {os.cpu_count()} CPUs"
-    )
-    print(f"{'backend':<11} {'query':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'SQL/req':>8}")
-    for row in rows:
-        print(
-            f"{row.backend:<11} {row.query:<9} {row.load.requests_per_second:8.1f} "
-            f"{row.load.p50_ms:8.1f} {row.load.p99_ms:8.1f} {row.statements:8d}"
-        )
+            elif backend == "postgresql":
+                print(f"  kept {make_url(url).database}", flush=True)
+    return Measured(backend, shape, answers, series)
 
 
 def parse_args() -> Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.read", description=(__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("--backend", choices=("postgresql", "sqlite", "both"), default="both")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per query (default 10)")
+    parser.add_argument(
+        "--backend",
+        choices=("postgresql", "sqlite", "both"),
+        help="default: both; postgresql with --peer or --sizes",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="taskql serve --workers")
+    parser.add_argument(
+        "--rounds", type=int, help="runs of each query (default 3 with --peer or --sizes, else 1)"
+    )
     parser.add_argument(
         "--query",
         action="append",
-        choices=("tasks50", "projects", "task", "me"),
-        help="repeatable; default: tasks50, projects, task",
+        choices=NAMES,
+        help=f"repeatable; default {', '.join(DEFAULT_QUERIES)} ({', '.join(SIZE_QUERIES)} "
+        "with --sizes)",
+    )
+    parser.add_argument("--peer", choices=("postgraphile",), help="compare with this server")
+    parser.add_argument("--peer-workers", type=int, help="its Node workers (default --workers)")
+    parser.add_argument(
+        "--peer-pool", type=int, default=10, help="its PostgreSQL pool per worker (default 10)"
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", metavar="TASKS", help="a fresh database per size"
     )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG),
         help="a scratch database, dropped and re-created (default %(default)s)",
     )
-    parser.add_argument("--tasks", type=int, default=Shape.tasks)
+    parser.add_argument("--tasks", type=int, default=Shape.tasks, help="without --sizes")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
-    return parser.parse_args()
+    args = parser.parse_args()
+    special = args.peer is not None or args.sizes is not None
+    if args.backend is None:
+        args.backend = "postgresql" if special else "both"
+    if args.peer is not None and args.backend != "postgresql":
+        parser.error("--peer serves PostgreSQL only: use --backend postgresql")
+    if args.rounds is None:
+        args.rounds = 3 if special else 1
+    if args.peer_workers is None:
+        args.peer_workers = args.workers
+    return args
 
 
 def main() -> None:
     args = parse_args()
     wrk.require_wrk()
-    shape = Shape(tasks=args.tasks)
+    if args.peer is not None:
+        peer.install()
+    setup = Setup(
+        args.connections, args.seconds, args.rounds, args.workers, args.peer_workers, args.peer_pool
+    )
     backends = ("postgresql", "sqlite") if args.backend == "both" else (args.backend,)
-    rows: list[Row] = []
-    for backend in backends:
-        rows.extend(bench_backend(backend, args, shape))
-    print_table(rows, args)
+    with_peer = args.peer is not None
+    if args.sizes is not None:
+        names = args.query or list(SIZE_QUERIES)
+        measured = [
+            bench_database(backend, Shape.scaled(size), args, names, with_peer=with_peer)
+            for size in args.sizes
+            for backend in backends
+        ]
+        sizes_table(measured, names, setup)
+        return
+    names = args.query or list(DEFAULT_QUERIES)
+    measured = [
+        bench_database(backend, Shape(tasks=args.tasks), args, names, with_peer=with_peer)
+        for backend in backends
+    ]
+    if with_peer:
+        peer_table(measured[0], names, setup)
+    else:
+        plain_table(measured, setup)
 
 
 if __name__ == "__main__":

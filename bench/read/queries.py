@@ -1,23 +1,16 @@
-"""The benchmark's queries, and how many SQL statements each costs the real app."""
+"""The benchmark's queries against TaskQL, and the tokens they carry."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import event
-
 from auth.tokens import TokenCodec
 from bench.read.seed import Seeded
-from core.settings import Settings
-from db.engine import make_engine
-from taskql.app import create_app
 
-TASKS_50 = (
-    "{ tasks(first: 50) { edges { node { id title status project { name } assignee { email } } }"
-    " totalCount } }"
-)
+TASK_FIELDS = "id title status project { name } assignee { email }"
+TASKS_50 = f"{{ tasks(first: 50) {{ edges {{ node {{ {TASK_FIELDS} }} }} }} }}"
+TASKS_50_TOTAL = f"{{ tasks(first: 50) {{ edges {{ node {{ {TASK_FIELDS} }} }} totalCount }} }}"
 MEMBER_PROJECTS = (
     "{ projects { edges { node { id name"
     " members { edges { node { id email fullName } } totalCount }"
@@ -27,30 +20,50 @@ TASK_BY_ID = (
     "query Task($id: Int!) { task(id: $id) { id title status description"
     " project { name } assignee { email } } }"
 )
+DEEP = (
+    "query Deep($after: String!) { tasks(filter: {status: [IN_PROGRESS]},"
+    " orderBy: {field: CREATED_AT, direction: ASC}, first: 50, after: $after)"
+    f" {{ edges {{ node {{ {TASK_FIELDS} }} }} }} }}"
+)
+# A USER's `tasks` lists only the tasks assigned to them.
+MINE = TASKS_50
 ME = "{ me { id email } }"
+# Walks the `deep` ordering to find the cursor of the row the page starts after.
+DEEP_WALK = (
+    "query Walk($after: String) { tasks(filter: {status: [IN_PROGRESS]},"
+    " orderBy: {field: CREATED_AT, direction: ASC}, first: 100, after: $after)"
+    " { edges { cursor node { id } } pageInfo { hasNextPage } } }"
+)
+
+NAMES = ("tasks50", "tasks50_total", "projects", "task", "deep", "mine", "me")
 
 
 @dataclass(frozen=True)
 class Query:
-    """One benchmarked request: its document, variables, and whose token it carries."""
+    """One benchmarked request: its document, variables, and whose token it carries (if any)."""
 
     name: str
     document: str
-    caller: str  # "admin" or "member"
-    variables: dict[str, Any]
+    caller: str | None  # "admin", "member", or None for no Authorization header
+    variables: dict[str, Any] = field(default_factory=dict)
 
     def body(self) -> bytes:
         return json.dumps({"query": self.document, "variables": self.variables}).encode()
 
 
-def queries(seeded: Seeded) -> dict[str, Query]:
-    """Every query the benchmark knows, by name."""
-    return {
-        "tasks50": Query("tasks50", TASKS_50, "admin", {}),
-        "projects": Query("projects", MEMBER_PROJECTS, "member", {}),
+def queries(seeded: Seeded, deep_cursor: str | None) -> dict[str, Query]:
+    """Every TaskQL query the benchmark knows, by name (`deep` only with its cursor)."""
+    known = {
+        "tasks50": Query("tasks50", TASKS_50, "admin"),
+        "tasks50_total": Query("tasks50_total", TASKS_50_TOTAL, "admin"),
+        "projects": Query("projects", MEMBER_PROJECTS, "member"),
         "task": Query("task", TASK_BY_ID, "member", {"id": seeded.task_id}),
-        "me": Query("me", ME, "admin", {}),
+        "mine": Query("mine", MINE, "member"),
+        "me": Query("me", ME, "admin"),
     }
+    if deep_cursor is not None:
+        known["deep"] = Query("deep", DEEP, "admin", {"after": deep_cursor})
+    return known
 
 
 def tokens(secret: str, seeded: Seeded) -> dict[str, str]:
@@ -67,38 +80,14 @@ def tokens(secret: str, seeded: Seeded) -> dict[str, str]:
     }
 
 
-async def statements_per_request(
-    settings: Settings, selected: list[Query], caller_tokens: dict[str, str]
-) -> dict[str, tuple[int, Any]]:
-    """Run each query through the real app in-process (once warm), counting SQL statements.
+def leaves(value: Any) -> list[str]:
+    """Every scalar in a GraphQL answer, in order of appearance, as JSON text.
 
-    Returns, per query name, the statement count and the response's data (for a sanity check).
+    Two answers of different shapes (TaskQL's `edges { node }`, PostGraphile's `nodes`, other
+    field names) carry the same data exactly when their leaves are the same.
     """
-    engine = make_engine(settings.database_url)
-    count = 0
-
-    def on_statement(*_: Any) -> None:
-        nonlocal count
-        count += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
-    app = create_app(settings, engine)
-    counts: dict[str, tuple[int, Any]] = {}
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            for query in selected:
-                headers = {
-                    "Authorization": f"Bearer {caller_tokens[query.caller]}",
-                    "Content-Type": "application/json",
-                }
-                await client.post("/graphql", content=query.body(), headers=headers)
-                count = 0
-                response = await client.post("/graphql", content=query.body(), headers=headers)
-                body = response.json()
-                if response.status_code != 200 or body.get("errors"):
-                    raise SystemExit(f"{query.name} failed: {response.status_code} {body}")
-                counts[query.name] = (count, body["data"])
-    finally:
-        await engine.dispose()
-    return counts
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in leaves(item)]
+    return [json.dumps(value)]

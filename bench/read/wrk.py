@@ -12,7 +12,7 @@ LUA = """
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {token}"
+{authorization}
 
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
@@ -77,9 +77,15 @@ def require_wrk() -> str:
     return path
 
 
-def run(url: str, body: bytes, token: str, *, connections: int, seconds: float) -> LoadResult:
-    """One wrk run: one thread (wrk shares the server's cores), `connections` keep-alives."""
-    script = LUA.format(body=body.decode(), token=token)
+def run(
+    url: str, body: bytes, token: str | None, *, connections: int, seconds: float
+) -> LoadResult:
+    """One wrk run: one thread (wrk shares the server's cores), `connections` keep-alives.
+
+    `token` goes in `Authorization: Bearer`; None sends no such header.
+    """
+    authorization = "" if token is None else f'wrk.headers["Authorization"] = "Bearer {token}"'
+    script = LUA.format(body=body.decode(), authorization=authorization)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
