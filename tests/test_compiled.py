@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.read import queries
 from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import Project, ProjectMember, Role, Task, TaskStatus, User
@@ -46,20 +47,6 @@ README_TASKS = """
     pageInfo { hasNextPage endCursor }
     edges { cursor node { id title status project { name } assignee { email } } } } }
 """
-BENCHMARK_QUERIES = (
-    "{ tasks(first: 50) { edges { node { id title status project { name } assignee { email } } }"
-    " totalCount } }",
-    "{ tasks(first: 50) { edges { node { id title status project { name } assignee { email } }"
-    " } } }",
-    "{ projects { edges { node { id name members { edges { node { id email fullName } }"
-    " totalCount } taskCounts { total pending inProgress done } } } totalCount } }",
-    "query Task($id: Int!) { task(id: $id) { id title status description project { name }"
-    " assignee { email } } }",
-    "query Deep($after: String) { tasks(filter: {status: [IN_PROGRESS]},"
-    " orderBy: {field: CREATED_AT}, first: 50, after: $after) { edges { cursor node { id title } }"
-    " pageInfo { hasNextPage endCursor } totalCount } }",
-    "{ me { id email role isActive createdAt } }",
-)
 
 
 @dataclass
@@ -207,18 +194,20 @@ async def test_generated_corpus_answers_the_same(pair: Pair, busy_world: World) 
 
 
 async def test_benchmark_and_readme_queries_are_compiled(pair: Pair, busy_world: World) -> None:
+    """The documents bench/read sends (as the callers it sends them as), and the README's."""
     admin = busy_world.token("admin")
-    member = busy_world.token("member")
-    deep = await pair.same(BENCHMARK_QUERIES[4], {"after": None}, admin)
-    cursor = deep.body["data"]["tasks"]["edges"][0]["cursor"]
+    member = busy_world.token("assignee")  # a member who has tasks assigned
+    walk = await pair.same(queries.DEEP_WALK, {"after": None}, admin)
+    cursor = walk.body["data"]["tasks"]["edges"][0]["cursor"]
     for query, variables, token in (
-        (BENCHMARK_QUERIES[0], {}, admin),
-        (BENCHMARK_QUERIES[1], {}, admin),
-        (BENCHMARK_QUERIES[2], {}, member),
-        (BENCHMARK_QUERIES[3], {"id": pk(busy_world.spec)}, admin),
-        (BENCHMARK_QUERIES[4], {"after": cursor}, admin),
-        (BENCHMARK_QUERIES[0], {}, member),
-        (BENCHMARK_QUERIES[5], {}, member),
+        (queries.TASKS_50, {}, admin),
+        (queries.TASKS_50_TOTAL, {}, admin),
+        (queries.MEMBER_PROJECTS, {}, member),
+        (queries.TASK_BY_ID, {"id": pk(busy_world.spec)}, member),
+        (queries.DEEP, {"after": cursor}, admin),
+        (queries.MINE, {}, member),
+        (queries.ME, {}, admin),
+        ("{ me { id email role isActive createdAt } }", {}, member),
     ):
         answer = await pair.same(query, variables, token)
         assert answer.path == "compiled", (query, answer.path)
