@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.sessions import Authenticator
 from auth.tokens import bearer_token
-from graph.compiled.entry import HEADER, TRIED, CompiledReads
+from graph.compiled.entry import HEADER, TRIED, CompiledReads, HttpRead
 from graph.compiled.runner import COMPILED
 
 JSON_TYPES = (b"application/json",)
@@ -90,9 +90,8 @@ class CompiledReadsFront:
             assert token is not None
             return await authenticator.user_for_access_token(token)
 
-        data, reason = await self.reads.attempt(
-            query, variables, name, token, authenticator, load_caller
-        )
+        read = HttpRead(query, variables, name, token, authenticator, load_caller)
+        data, reason = await self.reads.attempt(read)
         if data is None:
             scope[TRIED] = reason
             return None

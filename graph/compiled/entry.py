@@ -34,6 +34,18 @@ CallerLoader = Callable[[], Awaitable[Person | None]]
 Data = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class HttpRead:
+    """One GraphQL request over HTTP, as the compiled path needs it."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    token: str | None
+    authenticator: Authenticator
+    load_caller: CallerLoader  # the caller in full, when no recent note of them is at hand
+
+
 @dataclass(slots=True)
 class CompiledReads:
     """The read path and the checks it shares with the executor."""
@@ -63,7 +75,7 @@ class CompiledReads:
         if tried is not None:
             data, reason = None, tried
         else:
-            data, reason = await self.attempt(
+            read = HttpRead(
                 query,
                 variables,
                 operation_name,
@@ -71,36 +83,21 @@ class CompiledReads:
                 context.authenticator,
                 context.current_user,
             )
+            data, reason = await self.attempt(read)
         header = self.header(data, reason)
         if header is not None and context.response is not None:
             context.response.headers[HEADER] = header
         return None if data is None else ExecutionResult(data=data, errors=None)
 
-    async def attempt(
-        self,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
-        token: str | None,
-        authenticator: Authenticator,
-        load_caller: CallerLoader,
-    ) -> tuple[Data | None, str]:
+    async def attempt(self, read: HttpRead) -> tuple[Data | None, str]:
         """(the response's `data`, COMPILED), or (None, why the executor must answer)."""
-        data, reason = await self._try(
-            query, variables, operation_name, token, authenticator, load_caller
-        )
-        logger.debug("read path for %r: %s", operation_name or "<unnamed>", reason)
+        data, reason = await self._try(read)
+        logger.debug("read path for %r: %s", read.operation_name or "<unnamed>", reason)
         return data, reason
 
-    async def _try(
-        self,
-        query: str,
-        variables: dict[str, Any] | None,
-        operation_name: str | None,
-        token: str | None,
-        authenticator: Authenticator,
-        load_caller: CallerLoader,
-    ) -> tuple[Data | None, str]:
+    async def _try(self, read: HttpRead) -> tuple[Data | None, str]:
+        query, variables, operation_name = read.query, read.variables, read.operation_name
+        token, authenticator, load_caller = read.token, read.authenticator, read.load_caller
         if not token:
             return None, "no caller"
         try:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from db.counters import task_conditions
 from db.projects import project_conditions
-from db.scopes import visible_projects, visible_tasks, visible_users
+from db.scopes import ReadScope, visible_projects, visible_tasks, visible_users
 from db.users import user_conditions
 from graph import permissions as perms
 from graph.compiled import arguments
@@ -75,31 +75,20 @@ def _me(build: Build, field: Selected) -> tuple[Any, bool]:
     return _single(build, "User", USER, [USER.c.id == build.caller_id], field, me=True), True
 
 
-def _user(build: Build, field: Selected) -> tuple[Any, bool]:
-    check_permissions(build, QUERY, field, {perms.CanSeeUser: lambda: True})
-    conditions = [
-        USER.c.id == arguments.object_id(build, QUERY, field),
-        *visible_users(build.scope),
-    ]
-    return _single(build, "User", USER, conditions, field), True
+def _by_id(
+    type_name: str, table: Any, permission: type, visible: Callable[[ReadScope], list[Any]]
+) -> Callable[[Build, Selected], tuple[Any, bool]]:
+    """A root that reads one row by its `id` argument, within the caller's row scope. The
+    permission class that guards it (NOT_FOUND when invisible) is what the scope expresses: a
+    null answer goes to the executor, which reports it."""
 
+    def compile_root(build: Build, field: Selected) -> tuple[Any, bool]:
+        check_permissions(build, QUERY, field, {permission: lambda: True})
+        object_id = arguments.object_id(build, QUERY, field)
+        conditions = [table.c.id == object_id, *visible(build.scope)]
+        return _single(build, type_name, table, conditions, field), True
 
-def _project(build: Build, field: Selected) -> tuple[Any, bool]:
-    check_permissions(build, QUERY, field, {perms.CanSeeProject: lambda: True})
-    conditions = [
-        PROJECT.c.id == arguments.object_id(build, QUERY, field),
-        *visible_projects(build.scope),
-    ]
-    return _single(build, "Project", PROJECT, conditions, field), True
-
-
-def _task(build: Build, field: Selected) -> tuple[Any, bool]:
-    check_permissions(build, QUERY, field, {perms.CanSeeTask: lambda: True})
-    conditions = [
-        TASK.c.id == arguments.object_id(build, QUERY, field),
-        *visible_tasks(build.scope),
-    ]
-    return _single(build, "Task", TASK, conditions, field), True
+    return compile_root
 
 
 def _tasks(build: Build, field: Selected) -> tuple[Any, bool]:
@@ -141,10 +130,10 @@ def _count(table: Any, conditions: list[Any]) -> Callable[[], Any]:
 
 ROOTS: dict[str, Callable[[Build, Selected], tuple[Any, bool]]] = {
     "me": _me,
-    "user": _user,
+    "user": _by_id("User", USER, perms.CanSeeUser, visible_users),
     "users": _users,
-    "project": _project,
+    "project": _by_id("Project", PROJECT, perms.CanSeeProject, visible_projects),
     "projects": _projects,
-    "task": _task,
+    "task": _by_id("Task", TASK, perms.CanSeeTask, visible_tasks),
     "tasks": _tasks,
 }
