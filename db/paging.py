@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
@@ -208,32 +209,42 @@ async def fetch_nested_pages(
     """
     order = order_columns(sort, nested.id_column, request.descending)
     columns: list[Any] = [
-        nested.id_column.label("row_id"),
-        nested.parent.label("parent_id"),
-        sa.func.row_number().over(partition_by=nested.parent, order_by=order).label("position"),
+        nested.parent.label("nested_parent_id"),
+        sa.func.row_number()
+        .over(partition_by=nested.parent, order_by=order)
+        .label("nested_position"),
     ]
     window_total = request.with_total and totals is None and request.after is None
     if window_total:
-        columns.append(sa.func.count().over(partition_by=nested.parent).label("total"))
+        columns.append(sa.func.count().over(partition_by=nested.parent).label("nested_total"))
     where = [
         nested.parent.in_(parent_ids),
         *conditions,
         *after_conditions(sort, nested.id_column, request),
     ]
-    ranked = sa.select(*columns).select_from(nested.source).where(*where).subquery("ranked")
+    # The rows come out of the window itself: joining them back to their table by id made
+    # PostgreSQL hash-join a scan of the whole table (it cannot foresee the window's filter).
+    ranked = (
+        sa.select(nested.entity, *columns)
+        .select_from(nested.source)
+        .where(*where)
+        .subquery("ranked")
+    )
+    parent, position = ranked.c.nested_parent_id, ranked.c.nested_position
     query = (
-        sa.select(nested.entity, ranked.c.parent_id, *([ranked.c.total] if window_total else []))
-        .join(ranked, nested.id_column == ranked.c.row_id)
-        .where(ranked.c.position <= request.first + 1)
-        .order_by(ranked.c.parent_id, ranked.c.position)
+        sa.select(
+            aliased(nested.entity, ranked),
+            parent,
+            *([ranked.c.nested_total] if window_total else []),
+        )
+        .where(position <= request.first + 1)
+        .order_by(parent, position)
     )
     joined_total = request.with_total and totals is not None
     if joined_total:
         assert totals is not None
         given_parent, given_total = list(totals(parent_ids).subquery("totals").c)
-        query = query.add_columns(given_total).outerjoin(
-            given_parent.table, given_parent == ranked.c.parent_id
-        )
+        query = query.add_columns(given_total).outerjoin(given_parent.table, given_parent == parent)
     grouped: dict[int, list[Any]] = {pid: [] for pid in parent_ids}
     counts: dict[int, int] = dict.fromkeys(parent_ids, 0)
     for row in (await session.execute(query)).all():
