@@ -19,17 +19,22 @@ Handler = Callable[[argparse.Namespace], int]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from taskql import workers
+
     settings = ready_settings()
     # Workers are separate processes: a development secret made up here must reach all of them.
     os.environ["JWT_SECRET_KEY"] = settings.jwt_secret_key
     print(f"TaskQL: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    log_level = settings.log_level.lower()
+    if args.workers > 1 and not args.reload and workers.supported():
+        return workers.serve(args.host, args.port, args.workers, log_level, args.access_log)
     uvicorn.run(
         "taskql.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=settings.log_level.lower(),
+        log_level=log_level,
         access_log=args.access_log,
         reload=args.reload,
     )

@@ -1,5 +1,7 @@
 """A real `taskql serve` process (uvicorn) answering over HTTP, and the CLI around it."""
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,7 +10,15 @@ import pytest
 
 from tests.support.database import sqlite_url
 from tests.support.graphql import bearer
-from tests.support.processes import free_port, process_env, run_taskql, taskql_server
+from tests.support.processes import (
+    free_port,
+    process_env,
+    run_taskql,
+    start_taskql,
+    stop_process,
+    taskql_server,
+    wait_until_healthy,
+)
 
 pytestmark = pytest.mark.slow
 ADMIN_EMAIL = "root@example.com"
@@ -97,3 +107,40 @@ def test_production_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     result = run_taskql("serve", "--port", str(free_port()), env=env)
     assert result.returncode != 0
     assert "taskql migrate" in result.stderr
+
+
+def _listeners(port: int) -> set[int]:
+    """The ids of the processes that hold a listening TCP socket on `port` (from /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    owners: set[int] = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(link.startswith("socket:[") and link[8:-1] in inodes for link in links):
+            owners.add(int(pid))
+    return owners
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_listen_on_their_own_sockets_and_stop_together(tmp_path: Path) -> None:
+    """`--workers 2`: two processes, each with its own listening socket on the port (so the
+    kernel spreads connections over them), and none left once the server is stopped."""
+    env = env_on_sqlite(tmp_path, "workers.db")
+    port = free_port()
+    log = tmp_path / "workers.log"
+    process = start_taskql(["serve", "--port", str(port), "--workers", "2"], env, log)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log=log)
+        assert len(_listeners(port)) == 2, log.read_text()[-2000:]
+    finally:
+        stop_process(process)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    assert _listeners(port) == set()
