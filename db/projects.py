@@ -7,7 +7,6 @@ from typing import Any, TypedDict
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -22,7 +21,7 @@ from db.paging import (
     fetch_nested_pages,
     fetch_page,
 )
-from db.scopes import ReadScope, has_member, visible_projects
+from db.scopes import ReadScope, has_member, shares_a_project, visible_projects
 from db.text import clean_description, clean_text, search_condition
 
 PROJECT_SORTS: dict[str, SortKey] = {
@@ -136,14 +135,10 @@ async def users_sharing_a_project(
     *, session: AsyncSession, user_id: int, other_ids: Sequence[int]
 ) -> set[int]:
     """Which of `other_ids` are members of at least one project `user_id` is a member of."""
-    mine, theirs = aliased(ProjectMember), aliased(ProjectMember)
-    query = (
-        sa.select(col(theirs.user_id))
-        .join(mine, col(mine.project_id) == col(theirs.project_id))
-        .where(col(mine.user_id) == user_id, col(theirs.user_id).in_(other_ids))
-        .distinct()
+    query = sa.select(col(User.id)).where(
+        col(User.id).in_(other_ids), shares_a_project(user_id, col(User.id))
     )
-    return set((await session.execute(query)).scalars())
+    return {found for found in (await session.execute(query)).scalars() if found is not None}
 
 
 async def ensure_active_member(

@@ -36,7 +36,6 @@ MEMBERS = ListSource("User", USER, USER.join(MEMBER, MEMBER.c.user_id == USER.c.
 MEMBER_PROJECTS = ListSource(
     "Project", PROJECT, PROJECT.join(MEMBER, MEMBER.c.project_id == PROJECT.c.id), BY_ID_ONLY
 )
-DETAIL_COLUMNS = {"role": "role", "isActive": "is_active", "createdAt": "created_at"}
 COUNT_KEYS = {
     "pending": TaskStatus.PENDING,
     "inProgress": TaskStatus.IN_PROGRESS,
@@ -99,49 +98,38 @@ def _created_by(parent: str) -> Any:
     return compile_created_by
 
 
-def _user_detail(name: str) -> Any:
-    def compile_detail(build: Build, row: Any, field: Selected, me: bool) -> Any:
-        rules: dict[type, Any] = {perms.CanSeeUserDetails: lambda: build.is_admin or me}
-        check_permissions(build, "User", field, rules)
-        column = getattr(
-            row, {"role": "role", "isActive": "is_active", "createdAt": "created_at"}[name]
-        )
-        if name == "createdAt":
-            return build.json.timestamp(column)
-        if name == "isActive":
-            return build.json.boolean(column)
-        return column
-
-    return compile_detail
+def _user_detail(build: Build, row: Any, field: Selected, me: bool) -> Any:
+    """role, isActive, createdAt: the column, once CanSeeUserDetails is settled for this plan."""
+    check_permissions(build, "User", field, {perms.CanSeeUserDetails: lambda: build.is_admin or me})
+    return plain_field(build, "User", field, row)
 
 
 def _user_projects(build: Build, row: Any, field: Selected, me: bool) -> Any:
     check_permissions(build, "User", field, {perms.CanSeeUserDetails: lambda: build.is_admin or me})
     shape = arguments.page_shape(build, "User", field, MEMBER_PROJECTS)
-    conditions = [MEMBER.c.user_id == row.id]
-    return list_field(build, "User", field, MEMBER_PROJECTS, shape, conditions, _project_count(row))
-
-
-def _project_count(row: Any) -> Any:
-    def total() -> Any:
-        counted = sa.select(sa.func.count()).select_from(MEMBER).where(MEMBER.c.user_id == row.id)
-        return counted.correlate_except(MEMBER).scalar_subquery()
-
-    return total
+    of_user = MEMBER.c.user_id == row.id
+    return list_field(
+        build, "User", field, MEMBER_PROJECTS, shape, [of_user], _membership_count(of_user)
+    )
 
 
 def _project_members(build: Build, row: Any, field: Selected, me: bool) -> Any:
     check_permissions(build, "Project", field, {})
     shape = arguments.page_shape(build, "Project", field, MEMBERS)
-    conditions = [MEMBER.c.project_id == row.id]
+    of_project = MEMBER.c.project_id == row.id
+    return list_field(
+        build, "Project", field, MEMBERS, shape, [of_project], _membership_count(of_project)
+    )
+
+
+def _membership_count(condition: Any) -> Any:
+    """totalCount of a list of memberships: the rows of `project_member` that pass `condition`."""
 
     def total() -> Any:
-        counted = (
-            sa.select(sa.func.count()).select_from(MEMBER).where(MEMBER.c.project_id == row.id)
-        )
+        counted = sa.select(sa.func.count()).select_from(MEMBER).where(condition)
         return counted.correlate_except(MEMBER).scalar_subquery()
 
-    return list_field(build, "Project", field, MEMBERS, shape, conditions, total)
+    return total
 
 
 def _project_tasks(build: Build, row: Any, field: Selected, me: bool) -> Any:
@@ -202,11 +190,6 @@ def list_field(
     )
 
 
-def task_list_total(build: Build, task_filter: TaskFilter) -> Any:
-    """totalCount of a task list: from the counters when they can answer the filter."""
-    return task_count(build.scope, task_filter)
-
-
 SPECIAL: dict[tuple[str, str], Any] = {
     ("Task", "project"): _relation("Task", "Project", PROJECT, "project_id"),
     ("Task", "assignee"): _relation("Task", "User", USER, "assigned_to"),
@@ -215,8 +198,8 @@ SPECIAL: dict[tuple[str, str], Any] = {
     ("Project", "members"): _project_members,
     ("Project", "tasks"): _project_tasks,
     ("Project", "taskCounts"): _task_counts,
-    ("User", "role"): _user_detail("role"),
-    ("User", "isActive"): _user_detail("isActive"),
-    ("User", "createdAt"): _user_detail("createdAt"),
+    ("User", "role"): _user_detail,
+    ("User", "isActive"): _user_detail,
+    ("User", "createdAt"): _user_detail,
     ("User", "projects"): _user_projects,
 }

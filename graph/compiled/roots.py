@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from db.counters import task_conditions
+from db.counters import task_conditions, task_count
 from db.projects import project_conditions
 from db.scopes import ReadScope, visible_projects, visible_tasks, visible_users
 from db.users import user_conditions
@@ -27,7 +27,6 @@ from graph.compiled.nodes import (
     USERS,
     list_field,
     obj,
-    task_list_total,
 )
 from graph.compiled.selection import Selected
 
@@ -96,7 +95,7 @@ def _tasks(build: Build, field: Selected) -> tuple[Any, bool]:
     task_filter = arguments.task_filter(build, QUERY, field)
     shape = arguments.page_shape(build, QUERY, field, TASKS)
     conditions = task_conditions(build.scope, task_filter)
-    total = lambda: task_list_total(build, task_filter)  # noqa: E731
+    total = lambda: task_count(build.scope, task_filter)  # noqa: E731
     return list_field(build, QUERY, field, TASKS, shape, conditions, total), False
 
 
