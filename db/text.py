@@ -1,6 +1,8 @@
 """Checks for text that is stored or searched. PostgreSQL text cannot hold NUL characters, so they
-are refused up front as BAD_USER_INPUT rather than failing in the database."""
+are refused up front as BAD_USER_INPUT rather than failing in the database. Names and titles must
+show something: text made only of spaces, zero-width and other format characters is refused."""
 
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +19,27 @@ def refuse_nul(value: str, *, field: str) -> str:
     return value
 
 
+# Letters, numbers, punctuation and symbols draw something; separators (Z*), controls, format
+# characters such as U+200B ZERO WIDTH SPACE (C*) and lone combining marks (M*) do not.
+VISIBLE_CATEGORIES = frozenset("LNPS")
+
+
+def has_visible(text: str) -> bool:
+    """Whether `text` holds at least one character that draws a glyph (by Unicode category)."""
+    return any(unicodedata.category(char)[0] in VISIBLE_CATEGORIES for char in text)
+
+
 def clean_text(
     value: str, *, field: str, what: str, max_length: int, min_length: int = 0, trim: bool = False
 ) -> str:
-    """`value` (trimmed when asked) if its length fits, else BAD_USER_INPUT on `field`."""
+    """`value` (trimmed when asked) if its length fits, else BAD_USER_INPUT on `field`. Text that
+    is required (`min_length` 1 or more) must also hold a visible character."""
     cleaned = refuse_nul(value.strip() if trim else value, field=field)
+    if min_length > 0 and value and not has_visible(cleaned):
+        raise BadUserInput(
+            f"{what} must contain a visible character, not only spaces or invisible ones.",
+            field=field,
+        )
     if not min_length <= len(cleaned) <= max_length:
         bounds = f"at most {max_length}" if min_length == 0 else f"{min_length} to {max_length}"
         raise BadUserInput(f"{what} must be {bounds} characters.", field=field)

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from db.imports import References
 from db.models import DESCRIPTION_MAX, TITLE_MAX, TaskStatus
+from db.text import has_visible
 from importer.reader import Header, Record
 
 ID_MAX = 2**31 - 1  # the database's INTEGER
@@ -118,6 +119,8 @@ def _check_cells(
             if title
             else "title is required"
         )
+    elif not has_visible(title):
+        reasons.append("title has no visible character (only spaces or invisible ones)")
     description = raw_description.strip()
     if len(description) > DESCRIPTION_MAX:
         reasons.append(
