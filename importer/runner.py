@@ -45,11 +45,44 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+# A job's message is read with every importJob query: its parts and its whole are bounded.
+MESSAGE_MAX = 2000
+LISTED_MAX = 300
+NAME_SHOWN_MAX = 40
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def listing(names: list[str], noun: str) -> str:
+    """`names`, as many as fit in LISTED_MAX characters, and how many more there are."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        name = _shorten(name, NAME_SHOWN_MAX)
+        if shown and used + len(name) > LISTED_MAX:
+            break
+        shown.append(name)
+        used += len(name) + 2
+    rest = len(names) - len(shown)
+    text = ", ".join(shown)
+    return f"{text} … and {rest:,} more {noun}" if rest else text
+
+
+def bounded_message(message: str | None) -> str | None:
+    """At most MESSAGE_MAX characters, saying how many were left out."""
+    if message is None or len(message) <= MESSAGE_MAX:
+        return message
+    kept = message[: MESSAGE_MAX - 40]
+    return f"{kept}… ({len(message) - len(kept):,} more characters)"
+
+
 def scan_message(scan: Scan) -> str | None:
     """What a successful job should still say about its file."""
     notes = []
     if scan.header.extra:
-        notes.append(f"Ignored the extra columns: {', '.join(scan.header.extra)}.")
+        notes.append(f"Ignored the extra columns: {listing(scan.header.extra, 'columns')}.")
     if scan.rows == 0:
         notes.append("The file has a header row but no data rows.")
     return " ".join(notes) or None
@@ -212,7 +245,7 @@ class ImportRunner:
                 lease=lease,
                 status=status,
                 now=utcnow(),
-                message=message,
+                message=bounded_message(message),
             )
         await remove_quietly(stored_path(self.settings.upload_dir, job.stored_name))
         logger.info(

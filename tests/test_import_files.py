@@ -7,9 +7,11 @@ import pytest
 from core.settings import Settings
 from db.engine import SessionFactory
 from db.models import ImportStatus, TaskStatus
-from importer.runner import ImportRunner
+from importer.runner import ImportRunner, bounded_message, listing
+from tests.support.graphql import bearer
 from tests.support.imports import (
     HEADER,
+    IMPORT_JOB,
     download_report,
     error_rows,
     job_row,
@@ -105,6 +107,41 @@ async def test_header_only_succeeds_with_nothing_to_do(
     assert job.message == "The file has a header row but no data rows."
 
 
+async def test_twenty_thousand_extra_columns_give_a_bounded_message(
+    import_world: ImportWorld,
+    client: httpx.AsyncClient,
+    session_factory: SessionFactory,
+    settings: Settings,
+    admin_token: str,
+) -> None:
+    extra = [f"extra_column_{n}" for n in range(20_000)]
+    text = ",".join([HEADER, *extra]) + "\n" + "1,Kept,,Done," + "," * len(extra) + "\n"
+    job_id = await upload_job(client, text.encode(), token=admin_token)
+    await run_queue(session_factory, settings)
+    job = await job_row(session_factory, job_id)
+    assert job.status == ImportStatus.SUCCEEDED
+    assert job.message is not None
+    assert len(job.message) <= 2000
+    assert job.message.startswith("Ignored the extra columns: extra_column_0, extra_column_1, ")
+    shown = job.message.count("extra_column_")
+    assert job.message.endswith(f" … and {20_000 - shown:,} more columns."), job.message
+    answer = await client.post(
+        "/graphql",
+        json={"query": IMPORT_JOB, "variables": {"id": job_id}},
+        headers=bearer(admin_token),
+    )
+    assert answer.json()["data"]["importJob"]["message"] == job.message
+
+
+def test_a_long_message_is_cut_with_a_count() -> None:
+    assert bounded_message("short") == "short"
+    cut = bounded_message("x" * 10_000)
+    assert cut is not None
+    assert len(cut) <= 2000
+    assert cut.endswith(f"… ({10_000 - cut.count('x'):,} more characters)")
+    assert listing(["a" * 100] * 3, "columns") == ", ".join(["a" * 39 + "…"] * 3)
+
+
 async def test_bom_crlf_quoted_newlines_and_a_loose_header(
     import_world: ImportWorld,
     client: httpx.AsyncClient,
@@ -154,6 +191,7 @@ async def test_every_reason_is_reported_for_every_bad_row(
         "1,Short row,Pending",
         "0,Zero,ok,Done,99999999999",
         f"1,Good one,ok,DONE,{import_world.member_id}",
+        "1,\u200b\u3000\u200d,ok,Done,",
     ]
     job_id = await upload_job(client, "\n".join([HEADER, *rows]).encode(), token=admin_token)
     await run_queue(session_factory, settings)
@@ -169,6 +207,7 @@ async def test_every_reason_is_reported_for_every_bad_row(
         6: "project 7 does not exist",
         7: "the row has 3 fields, the header has 5",
         8: 'project_id "0" is not a valid id; assigned_to "99999999999" is not a valid user id',
+        10: "title has no visible character (only spaces or invisible ones)",
     }
     assert [t.title for t in await task_rows(session_factory)] == ["Good one"]
 
