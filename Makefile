@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+IDE_STAMP := vendor/graphiql/.installed
 
 .DEFAULT_GOAL := help
 
@@ -21,12 +22,19 @@ $(STAMP): requirements.lock pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
 
+# Without npm (or offline) this warns and succeeds, and the page loads GraphiQL from a CDN.
+$(IDE_STAMP): taskql/ide_assets.json | $(STAMP)
+	@$(BIN)/python -m taskql.ide_assets install
+
+.PHONY: ide
+ide: $(IDE_STAMP) ## Vendor GraphiQL's scripts (npm pack, hashes checked) for an offline playground
+
 .PHONY: run
-run: $(STAMP) ## Migrate the embedded SQLite database and serve on http://127.0.0.1:8000/graphql
+run: $(STAMP) $(IDE_STAMP) ## Migrate the embedded SQLite database and serve on http://127.0.0.1:8000/graphql
 	$(BIN)/taskql serve
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
+test: $(STAMP) $(IDE_STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -76,5 +84,5 @@ lock: ## Re-resolve the newest allowed versions into requirements.lock
 	rm -rf .lock-venv
 
 .PHONY: clean
-clean: ## Remove the virtualenv and caches (keeps data/)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+clean: ## Remove the virtualenv, caches and vendored GraphiQL (keeps data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info vendor/graphiql

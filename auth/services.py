@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.passwords import hasher_for
 from auth.sessions import Authenticator
+from auth.throttle import Limit, LoginThrottle
 from auth.tokens import TokenCodec
 from core.settings import Settings
 from db.engine import SessionFactory, make_session_factory
@@ -35,8 +36,21 @@ def build_services(settings: Settings, engine: AsyncEngine) -> Services:
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
     )
+    throttle = LoginThrottle(
+        session_factory=session_factory,
+        account=Limit(
+            settings.login_max_failures, timedelta(seconds=settings.login_window_seconds)
+        ),
+        address=Limit(
+            settings.login_address_max_failures,
+            timedelta(seconds=settings.login_address_window_seconds),
+        ),
+    )
     authenticator = Authenticator(
-        codec=codec, hasher=hasher_for(settings.bcrypt_rounds), session_factory=session_factory
+        codec=codec,
+        hasher=hasher_for(settings.bcrypt_rounds),
+        session_factory=session_factory,
+        throttle=throttle,
     )
     return Services(
         settings=settings,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.passwords import PasswordHasher, PasswordPolicyError, password_problem
+from auth.throttle import LoginThrottle
 from auth.tokens import Claims, ClaimsCache, InvalidToken, TokenCodec, TokenType
 from core.errors import BadUserInput, Unauthenticated
 from db import refresh_tokens, users
@@ -15,6 +16,7 @@ from db.models import EMAIL_MAX, Role, User
 
 BAD_CREDENTIALS = "Incorrect email or password."
 BAD_REFRESH = "The refresh token is invalid, expired or already used."
+REVOKED = "This token has been revoked (a password, role or account change): log in again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Authenticator:
     codec: TokenCodec
     hasher: PasswordHasher
     session_factory: SessionFactory
+    throttle: LoginThrottle = field(compare=False, repr=False)
     verified: ClaimsCache = field(default_factory=ClaimsCache, compare=False, repr=False)
 
     async def register(
@@ -58,15 +61,21 @@ class Authenticator:
                 role=role,
             )
 
-    async def login(self, *, email: str, password: str) -> TokenPair:
-        """Same error and same bcrypt cost whether the email is unknown or the password wrong."""
+    async def login(self, *, email: str, password: str, address: str | None = None) -> TokenPair:
+        """Same error and same bcrypt cost whether the email is unknown or the password wrong.
+
+        Throttled (TOO_MANY_REQUESTS, before any bcrypt work) after too many failures for the
+        email or for the client `address`; a success resets the email's count.
+        """
+        attempt = await self.throttle.admit(email=email, address=address)
         async with self.session_factory() as session:
             user = await users.get_user_by_email(session=session, email=email)
         ok = await self.hasher.verify(password, user.hashed_password if user else None)
         if user is None or not ok or not user.is_active:
-            raise Unauthenticated(BAD_CREDENTIALS)
+            raise Unauthenticated(BAD_CREDENTIALS)  # the attempt stays counted as a failure
         assert user.id is not None
         async with self.session_factory() as session, session.begin():
+            await self.throttle.forgive(session=session, attempt=attempt)
             return await self._issue_pair(session=session, user=user, family=uuid.uuid4().hex)
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
@@ -89,7 +98,7 @@ class Authenticator:
                 raise Unauthenticated(BAD_REFRESH)
             async with session.begin():
                 user = await users.get_user(session=session, user_id=claims.user_id)
-                if user is None or not user.is_active:
+                if user is None or not user.is_active or user.token_version != claims.version:
                     raise Unauthenticated(BAD_REFRESH)
                 return await self._issue_pair(session=session, user=user, family=row.family_id)
 
@@ -107,7 +116,8 @@ class Authenticator:
     def access_claims(self, token: str) -> Claims:
         """The claims of a well-formed, unexpired access token (UNAUTHENTICATED otherwise).
 
-        Says nothing of the account: `user_for_access_token` checks that it is still active.
+        Says nothing of the account: `user_for_access_token` checks that it is still active and
+        that the token's version is still the user's (the compiled path's statement does too).
         """
         claims = self.verified.get(token, datetime.now(UTC))
         if claims is None:
@@ -116,16 +126,20 @@ class Authenticator:
         return claims
 
     async def user_for_access_token(self, token: str) -> User:
-        """The active user an access token names; anything else is UNAUTHENTICATED."""
+        """The active user an access token names, if the token's version is still theirs;
+        anything else is UNAUTHENTICATED."""
         claims = self.access_claims(token)
         async with self.session_factory() as session:
             user = await users.get_user(session=session, user_id=claims.user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("This account no longer exists or has been deactivated.")
+        if user.token_version != claims.version:
+            raise Unauthenticated(REVOKED)
         return user
 
     async def change_password(self, *, user: User, current: str, new: str) -> None:
-        """Needs the current password; revokes every refresh token the user holds."""
+        """Needs the current password; revokes every token the user holds, access and refresh,
+        this request's too."""
         if not await self.hasher.verify(current, user.hashed_password):
             raise BadUserInput("The current password is incorrect.", field="current_password")
         try:
@@ -134,8 +148,9 @@ class Authenticator:
             raise BadUserInput(str(exc), field="new_password") from exc
         assert user.id is not None
         async with self.session_factory() as session, session.begin():
-            fresh = await users.get_user(session=session, user_id=user.id)
-            assert fresh is not None
+            fresh = await users.get_user_for_update(session=session, user_id=user.id)
+            if fresh is None:
+                raise Unauthenticated("This account no longer exists or has been deactivated.")
             await users.set_password(session=session, user=fresh, hashed_password=hashed)
             await refresh_tokens.revoke_user_tokens(session=session, user_id=user.id)
 
@@ -147,8 +162,9 @@ class Authenticator:
 
     async def _issue_pair(self, *, session: AsyncSession, user: User, family: str) -> TokenPair:
         assert user.id is not None
-        access = self.codec.issue(user.id, "access")
-        refresh = self.codec.issue(user.id, "refresh", family=family)
+        version = user.token_version
+        access = self.codec.issue(user.id, "access", version=version)
+        refresh = self.codec.issue(user.id, "refresh", version=version, family=family)
         await refresh_tokens.store_refresh_token(
             session=session,
             jti=refresh.jti,

@@ -1,4 +1,10 @@
-"""JWT access and refresh tokens with typed claims."""
+"""JWT access and refresh tokens with typed claims.
+
+Every token carries its user's token version (`ver`): the user's row holds the current one, and
+a token with an older one is refused where the user is loaded (auth/sessions.py) and in the
+compiled read path's caller guard. A token without `ver` (issued before versions existed) is
+read as version 0, the version every account started at.
+"""
 
 import uuid
 from collections import OrderedDict
@@ -23,6 +29,7 @@ class Claims:
     jti: str
     issued_at: datetime
     expires_at: datetime
+    version: int  # the user's token version when it was issued
     family: str | None = None
 
 
@@ -33,7 +40,9 @@ class TokenCodec:
     access_ttl: timedelta
     refresh_ttl: timedelta
 
-    def issue(self, user_id: int, token_type: TokenType, family: str | None = None) -> Claims:
+    def issue(
+        self, user_id: int, token_type: TokenType, *, version: int, family: str | None = None
+    ) -> Claims:
         now = datetime.now(UTC).replace(microsecond=0)
         ttl = self.refresh_ttl if token_type == "refresh" else self.access_ttl  # noqa: S105
         return Claims(
@@ -42,6 +51,7 @@ class TokenCodec:
             jti=uuid.uuid4().hex,
             issued_at=now,
             expires_at=now + ttl,
+            version=version,
             family=family,
         )
 
@@ -52,6 +62,7 @@ class TokenCodec:
             "iat": claims.issued_at,
             "exp": claims.expires_at,
             "jti": claims.jti,
+            "ver": claims.version,
         }
         if claims.family is not None:
             payload["fam"] = claims.family
@@ -74,6 +85,9 @@ class TokenCodec:
             user_id = int(payload["sub"])
         except (TypeError, ValueError) as exc:
             raise InvalidToken("malformed subject") from exc
+        version = payload.get("ver", 0)
+        if type(version) is not int or version < 0:
+            raise InvalidToken("malformed token version")
         family = payload.get("fam")
         return Claims(
             user_id=user_id,
@@ -81,6 +95,7 @@ class TokenCodec:
             jti=str(payload["jti"]),
             issued_at=datetime.fromtimestamp(int(payload["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            version=version,
             family=str(family) if family is not None else None,
         )
 
@@ -96,7 +111,10 @@ def bearer_token(authorization: str | None) -> str | None:
 class ClaimsCache:
     """Recently verified access tokens and their claims, so a client that sends the same token
     again is not verified again until the token expires. Keyed by the whole token text: the same
-    text always verifies the same way under one secret."""
+    text always verifies the same way under one secret.
+
+    It remembers signatures, never verdicts on the account: whether the token's version is still
+    the user's is checked against the database on every request (see the module docstring)."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size

@@ -17,6 +17,10 @@ class TaskQLError(Exception):
         self.message = message
         self.field = field
 
+    def details(self) -> dict[str, object]:
+        """Extra `extensions` entries for the caller, beside `code` and `field`."""
+        return {}
+
 
 class Unauthenticated(TaskQLError):
     code = "UNAUTHENTICATED"
@@ -32,3 +36,30 @@ class BadUserInput(TaskQLError):
 
 class Conflict(TaskQLError):
     code = "CONFLICT"
+
+
+class TooManyRequests(TaskQLError):
+    """Refused before doing the work, for now: `retry_after` says in how many seconds to retry."""
+
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, object]:
+        return {"retryAfter": self.retry_after}
+
+
+UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+RETRY_AFTER_SECONDS = 5  # HTTP answers' `Retry-After` when the database is unavailable
+
+
+class ServiceUnavailable(TaskQLError):
+    """The database is down, refusing, or not answering within its timeouts: not a bug, and
+    worth retrying (db/outage.py tells these failures apart)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str = UNAVAILABLE_MESSAGE) -> None:
+        super().__init__(message)

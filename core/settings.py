@@ -47,6 +47,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production", "test"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    # How long the server waits on the database before answering SERVICE_UNAVAILABLE (db/engine.py
+    # Timeouts): connecting, one statement (PostgreSQL's statement_timeout, SQLite's wait for the
+    # write lock), and a free connection in the pool.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     jwt_secret_key: str = Field(
         default="", validation_alias=AliasChoices("JWT_SECRET_KEY", "SECRET_KEY", "jwt_secret_key")
     )
@@ -60,6 +66,12 @@ class Settings(BaseSettings):
     ws_allowed_origins: CommaList = Field(default_factory=list)
     upload_dir: Path = DATA_DIR / "uploads"
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # Login throttling (auth/throttle.py): failed logins allowed per window, per account (email)
+    # and per client address, counted in the database; 0 turns a limit off.
+    login_max_failures: int = Field(default=5, ge=0)
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_address_max_failures: int = Field(default=50, ge=0)
+    login_address_window_seconds: int = Field(default=900, ge=1)
 
     admin_email: str | None = Field(
         default=None, validation_alias=AliasChoices("TASKQL_ADMIN_EMAIL", "admin_email")
@@ -91,6 +103,14 @@ class Settings(BaseSettings):
     import_progress_seconds: float = Field(default=0.5, gt=0)
     import_report_url_ttl_seconds: int = Field(default=900, ge=1)
 
+    # GraphQL over HTTP (graph/http.py): batching, automatic persisted queries, the playground.
+    batch_max_operations: int = Field(default=10, ge=0)  # 0 turns batching off
+    persisted_queries: Literal["auto", "allowlist", "off"] = "auto"
+    persisted_query_cache_size: int = Field(default=2000, ge=1)
+    persisted_query_file: Path | None = None  # allow-list mode: a JSON map of hash -> query
+    graphiql: bool | None = None  # None: on in development and test, off in production
+    public_base_url: str | None = None  # e.g. https://tasks.example.com: absolute links
+
     log_level: str = "INFO"
 
     @field_validator("cors_origins", "ws_allowed_origins", mode="before")
@@ -99,6 +119,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator(
+        "introspection", "graphiql", "persisted_query_file", "public_base_url", mode="before"
+    )
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        # `.env.example` leaves these empty to mean "the environment's default".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_base_url", mode="after")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("PUBLIC_BASE_URL must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -114,6 +151,12 @@ class Settings(BaseSettings):
         if self.introspection is None:
             return not self.is_production
         return self.introspection
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        if self.graphiql is None:
+            return not self.is_production
+        return self.graphiql
 
     def secret_problem(self) -> str | None:
         """Why the JWT secret is unfit for production, or None when it is fine."""

@@ -1,10 +1,13 @@
 """Async engine and session factory for SQLite (embedded default) and PostgreSQL."""
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,11 +18,41 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from core.settings import Settings
+from db.outage import connect_failure
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
 WRITE_OPTION = "taskql_write"
 READ_OPTION = "taskql_read"
+
+SQLITE_BUSY_SECONDS = 10.0  # SQLite's wait for the write lock when no statement timeout is set
+# PostgreSQL cancels a slow statement itself, keeping the connection; the client gives up this
+# much later, for a server that does not answer at all.
+CLIENT_TIMEOUT_MARGIN = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long to wait on the database, in seconds, before calling it unavailable.
+
+    None keeps the driver's default: asyncpg connects for up to 60 s and waits for a statement
+    forever, SQLite waits SQLITE_BUSY_SECONDS for the write lock, the pool 30 s.
+    """
+
+    connect: float | None = None
+    statement: float | None = None
+    pool: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Timeouts":
+        """The `DATABASE_*_TIMEOUT_SECONDS` settings."""
+        return cls(
+            connect=settings.database_connect_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds,
+            pool=settings.database_pool_timeout_seconds,
+        )
 
 
 class TaskQLSession(AsyncSession):
@@ -41,16 +74,20 @@ class TaskQLSession(AsyncSession):
         return super().begin()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # We emit BEGIN ourselves (see _sqlite_begin) instead of the driver's implicit one.
-    dbapi_connection.isolation_level = None
-    # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(busy_seconds: float) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # We emit BEGIN ourselves (see _sqlite_begin) instead of the driver's implicit one.
+        dbapi_connection.isolation_level = None
+        # Foreign keys are off by default in SQLite; WAL lets readers run beside the one writer.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # SQLite's statement timeout: how long a writer waits for another one's lock.
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -86,6 +123,47 @@ def _drop_closed(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         raise DisconnectionError("the server closed this connection")
 
 
+def _postgres_statement_timeout(seconds: float) -> Callable[[Any, ConnectionPoolEntry], None]:
+    # SET rather than a startup parameter, which PgBouncer refuses; straight on the driver, so
+    # the pool's rollback on check-in cannot undo it.
+    command = f"SET statement_timeout = {max(1, round(seconds * 1000))}"
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.run_async(lambda driver: driver.execute(command))
+
+    return on_connect
+
+
+def _drop_interrupted(context: ExceptionContext) -> None:
+    # A statement the client stopped waiting for (its own timeout, a cancelled request, a lost
+    # socket) leaves the connection mid-protocol. SQLAlchemy discards it, but closing it
+    # gracefully would wait on a stalled server again: abort the socket now instead.
+    context.invalidate_pool_on_disconnect = False  # the others: `_drop_closed`, at checkout
+    interrupted = (TimeoutError, asyncio.CancelledError, ConnectionError)
+    connection = context.connection
+    if not isinstance(context.original_exception, interrupted) or connection is None:
+        return
+    if connection.invalidated or connection.closed:
+        return
+    driver = connection.connection.driver_connection
+    if driver is not None:
+        driver.terminate()
+    context.is_disconnect = True
+
+
+def _connecting(timeout: float | None) -> Callable[[Dialect, Any, Any, Any], Any]:
+    def connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            failure = connect_failure(exc, timeout)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    return connect
+
+
 def ensure_sqlite_directory(url: str) -> None:
     """Create the directory that holds a file-based SQLite database."""
     parsed = make_url(url)
@@ -93,20 +171,42 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """Build an engine with the per-backend settings TaskQL relies on."""
+def make_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, timeouts: Timeouts | None = None
+) -> AsyncEngine:
+    """Build an engine with the per-backend settings TaskQL relies on; servers pass their
+    `timeouts` (`Timeouts.of(settings)`), migrations and tools keep the drivers' defaults."""
+    timeouts = timeouts or Timeouts()
     parsed = make_url(url)
+    options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         ensure_sqlite_directory(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        busy = timeouts.statement if timeouts.statement is not None else SQLITE_BUSY_SECONDS
+        if timeouts.pool is not None and parsed.database not in (None, "", ":memory:"):
+            options["pool_timeout"] = timeouts.pool
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy}, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    connect_args: dict[str, Any] = {}
+    if timeouts.connect is not None:
+        connect_args["timeout"] = timeouts.connect
+    if timeouts.statement is not None:
+        connect_args["command_timeout"] = timeouts.statement + CLIENT_TIMEOUT_MARGIN
+    if timeouts.pool is not None:
+        options["pool_timeout"] = timeouts.pool
     # A fixed pool: under load, overflow connections were opened and closed again for every few
     # requests (a backend fork each). Sessions never nest, so waiting for a free one is safe.
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
-    event.listen(engine.sync_engine, "begin", _postgres_begin)
-    event.listen(engine.sync_engine, "checkout", _drop_closed)
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=0, connect_args=connect_args, **options
+    )
+    sync = engine.sync_engine
+    event.listen(sync, "do_connect", _connecting(timeouts.connect))
+    if timeouts.statement is not None:
+        event.listen(sync, "connect", _postgres_statement_timeout(timeouts.statement))
+    event.listen(sync, "begin", _postgres_begin)
+    event.listen(sync, "checkout", _drop_closed)
+    event.listen(sync, "handle_error", _drop_interrupted)
     return engine
 
 

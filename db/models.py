@@ -95,6 +95,11 @@ class User(SQLModel, table=True):
         default=Role.USER, sa_column=sa.Column(_enum(Role, "role"), nullable=False, index=True)
     )
     is_active: bool = Field(default=True, nullable=False)
+    # Carried in every token as `ver`; a change of password, role or active flag bumps it, and
+    # every token carrying an older one is refused (auth/sessions.py, the compiled caller guard).
+    token_version: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
     created_at: datetime = _created_at()
     updated_at: datetime = _updated_at()
 
@@ -216,6 +221,29 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login, or one still being checked (auth/throttle.py): counted per account and per
+    client address within a window. A success deletes its own row and clears the account's
+    `account_key` (its address count stays); rows older than the window are deleted."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        sa.Index("ix_login_failure_account_key_failed_at", "account_key", "failed_at"),
+        sa.Index("ix_login_failure_address_failed_at", "address", "failed_at"),
+        sa.Index("ix_login_failure_failed_at", "failed_at"),
+    )
+
+    # Every attempt takes an id, throttled ones too: 64 bits (SQLite's rowid is 64 bits anyway).
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    )
+    # sha256 of the normalized email: no plain text of what was typed (often a password).
+    account_key: str | None = Field(default=None, max_length=64)
+    address: str | None = Field(default=None, max_length=64)
+    failed_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
 metadata = SQLModel.metadata

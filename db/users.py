@@ -45,6 +45,11 @@ async def get_user(*, session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+async def get_user_for_update(*, session: AsyncSession, user_id: int) -> User | None:
+    """The user, freshly read and locked until the transaction ends (PostgreSQL)."""
+    return await session.get(User, user_id, with_for_update=True, populate_existing=True)
+
+
 async def get_user_by_email(*, session: AsyncSession, email: str) -> User | None:
     """The user with this email in any letter case, if any."""
     if "\x00" in email:  # no stored email holds one, and PostgreSQL would refuse the query
@@ -98,7 +103,9 @@ async def count_active_admins(*, session: AsyncSession) -> int:
 
 
 async def set_password(*, session: AsyncSession, user: User, hashed_password: str) -> None:
+    """Store a new password hash and revoke every token issued before (`user`: locked)."""
     user.hashed_password = hashed_password
+    user.token_version += 1
     user.updated_at = utcnow()
     session.add(user)
     await session.flush()
@@ -139,14 +146,15 @@ async def list_users(
 
 
 async def update_user(*, session: AsyncSession, user_id: int, changes: UserChanges) -> User | None:
-    """Apply `changes`; None when the user is gone. Deactivating revokes their refresh tokens.
+    """Apply `changes`; None when the user is gone. A change of role or active flag revokes
+    every token they hold (their token version moves on, their refresh tokens are revoked).
 
     Leaving no active admin is a CONFLICT. Role and activity changes lock the active admins first,
     always in id order (PostgreSQL), so two admins demoting each other at once cannot both succeed
     and cannot deadlock.
     """
     admins = await _lock_active_admins(session) if changes.keys() - {"full_name"} else set()
-    user = await session.get(User, user_id, with_for_update=True, populate_existing=True)
+    user = await get_user_for_update(session=session, user_id=user_id)
     if user is None:
         return None
     if "full_name" in changes:
@@ -160,7 +168,8 @@ async def update_user(*, session: AsyncSession, user_id: int, changes: UserChang
             "deactivating this one.",
             field="role" if role != Role.ADMIN else "is_active",
         )
-    if user.is_active and not is_active:
+    if role != user.role or is_active != user.is_active:
+        user.token_version += 1
         await revoke_user_tokens(session=session, user_id=user_id)
     user.role, user.is_active, user.updated_at = role, is_active, utcnow()
     session.add(user)

@@ -2,6 +2,7 @@
 
 import strawberry
 
+from core.errors import TooManyRequests
 from graph.context import Info
 from graph.permissions import IsAuthenticated
 from graph.users import UserType
@@ -43,6 +44,13 @@ class LogoutPayload:
     ok: bool
 
 
+def client_address(info: Info) -> str | None:
+    """The client's address as the ASGI server reports it (behind a proxy, uvicorn's
+    --proxy-headers and --forwarded-allow-ips decide whether that is the proxy or the client)."""
+    client = info.context.request.client if info.context.request is not None else None
+    return client.host if client is not None else None
+
+
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[IsAuthenticated], description="The caller.")
@@ -59,9 +67,19 @@ class Mutation:
         )
         return UserType.for_owner(user)
 
-    @strawberry.mutation(description="Exchange an email and password for tokens.")
+    @strawberry.mutation(
+        description="Exchange an email and password for tokens. After too many failures for the "
+        "email or from the client's address: TOO_MANY_REQUESTS with extensions.retryAfter."
+    )
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
-        pair = await info.context.authenticator.login(email=input.email, password=input.password)
+        try:
+            pair = await info.context.authenticator.login(
+                email=input.email, password=input.password, address=client_address(info)
+            )
+        except TooManyRequests as exc:
+            if info.context.response is not None:
+                info.context.response.headers["Retry-After"] = str(exc.retry_after)
+            raise
         return AuthPayload(
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,

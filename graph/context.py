@@ -4,12 +4,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from starlette.requests import HTTPConnection
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.fastapi import BaseContext, GraphQLRouter
+from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
-from strawberry.types.unset import UNSET, UnsetType
 
 from auth.services import Services
 from auth.sessions import Authenticator
@@ -94,31 +91,3 @@ def connection_init_token(params: object) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return None
-
-
-NO_ACK_PAYLOAD: UnsetType = UNSET
-
-
-class TaskQLRouter(GraphQLRouter[Context, None]):
-    """The GraphQL router; a WebSocket connection authenticates in its `connection_init`.
-
-    Responses are encoded by orjson, which also places the JSON text that compiled reads
-    bring from the database (`orjson.Fragment`) into the body as it is.
-    """
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        token = connection_init_token(context.connection_params)
-        if token is None:
-            return NO_ACK_PAYLOAD  # anonymous: fields that need a user answer UNAUTHENTICATED
-        context.set_token(token)
-        try:
-            await context.current_user()
-        except Unauthenticated as exc:
-            raise ConnectionRejectionError({"message": exc.message}) from exc
-        return NO_ACK_PAYLOAD

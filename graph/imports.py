@@ -82,11 +82,16 @@ class ImportJobType:
         return await load_user(info, self.created_by_id)
 
     @strawberry.field(
-        description="A short-lived signed link (relative to the server) to the CSV of the "
-        "rejected rows; it works without an Authorization header, for browsers."
+        description="A short-lived signed link to the CSV of the rejected rows; it works "
+        "without an Authorization header, for browsers. Absolute when the server has a "
+        "PUBLIC_BASE_URL, else relative to the server."
     )
     def error_report_url(self, info: Info) -> str:
-        return report_signer(info.context.settings).url(str(self.id))
+        settings = info.context.settings
+        link = report_signer(settings).url(str(self.id))
+        if settings.public_base_url:
+            return settings.public_base_url.rstrip("/") + link
+        return link
 
 
 def _job_page(

@@ -2,10 +2,12 @@
 
 Every error that leaves parsing or validation carries an `extensions.code`: QUERY_TOO_DEEP,
 TOO_MANY_ALIASES, TOO_MANY_TOKENS, QUERY_TOO_COMPLEX, INTROSPECTION_DISABLED,
-GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED. Variables that do not fit their declared
+GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, or OPERATION_RESOLUTION_FAILURE (several
+operations and no `operationName`). Variables that do not fit their declared
 types are BAD_USER_INPUT. The request body limit lives in `taskql.limits` (PAYLOAD_TOO_LARGE).
 """
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -47,6 +49,8 @@ COMPLEXITY_BUDGET = 100_000
 # guard trips; both are syntax errors, but the caller hit a limit, not a typo.
 TOKEN_LIMIT_MARK = "tokens. Parsing aborted."  # noqa: S105 - not a password
 NESTING_LIMIT_MARK = "nested too deeply. Parsing aborted."
+# graphql-core's suggestions end a message: " Did you mean 'id'?" or " Did you mean 'a' or 'b'?"
+SUGGESTION = re.compile(r" Did you mean .*\?$", re.DOTALL)
 
 
 def _with_code(error: GraphQLError, code: str) -> GraphQLError:
@@ -177,9 +181,17 @@ class PreparedQueries:
     large queries cannot grow memory.
     """
 
-    def __init__(self, *, max_tokens: int, limits: DocumentLimits, size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        max_tokens: int,
+        limits: DocumentLimits,
+        size: int = CACHE_SIZE,
+        hide_suggestions: bool = False,
+    ) -> None:
         self.max_tokens = max_tokens
         self.limits = limits
+        self.hide_suggestions = hide_suggestions
         self._parse_cached = lru_cache(maxsize=size)(self._parse)
         self._validate_cached = lru_cache(maxsize=size)(self._validate)
 
@@ -217,7 +229,22 @@ class PreparedQueries:
         # An abusive document is refused on the cheap measurements alone: the standard rules
         # (overlapping fields above all) are what costs time on a large document.
         errors = self.limits.check(document) or validate_document(schema, document, rules)
-        return tuple(_validation_error(e) for e in errors)
+        return tuple(self.shown(_validation_error(e)) for e in errors)
+
+    def shown(self, error: GraphQLError) -> GraphQLError:
+        """`error` as the caller sees it: without "Did you mean ...?" when the schema is
+        hidden (introspection off), as the suggestions would spell out its field names."""
+        if not self.hide_suggestions or not SUGGESTION.search(error.message):
+            return error
+        return GraphQLError(
+            SUGGESTION.sub("", error.message),
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            error.original_error,
+            error.extensions,
+        )
 
 
 def _validation_error(error: GraphQLError) -> GraphQLError:
@@ -244,8 +271,9 @@ class QueryLimits(SchemaExtension):
         yield
         result = context.result
         if isinstance(result, (ExecutionResult, StrawberryExecutionResult)) and result.errors:
+            shown = self.prepared.shown
             result.errors = [
-                _variable_error(e) if _is_variable_error(e) else e for e in result.errors
+                shown(_variable_error(e) if _is_variable_error(e) else e) for e in result.errors
             ]
 
     def on_parse(self) -> Iterator[None]:
@@ -256,14 +284,31 @@ class QueryLimits(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if context.graphql_document is not None:
-            context.pre_execution_errors = self.prepared.validate(
-                context.schema._schema,
-                context.query,
-                context.graphql_document,
-                context.validation_rules,
+        document = context.graphql_document
+        if document is not None:
+            errors = self.prepared.validate(
+                context.schema._schema, context.query, document, context.validation_rules
             )
+            # Strawberry's `operation_name` falls back to the first operation; the spec says
+            # the caller must choose when there are several. (If Strawberry renames the field
+            # that keeps the caller's own, the fallback keeps today's behaviour.)
+            provided = getattr(context, "_provided_operation_name", context.operation_name)
+            if not errors and provided is None and _several_operations(document):
+                errors = [_choose_operation_error()]
+            context.pre_execution_errors = errors
         yield
+
+
+def _several_operations(document: DocumentNode) -> bool:
+    operations = _operations(document)
+    return next(operations, None) is not None and next(operations, None) is not None
+
+
+def _choose_operation_error() -> GraphQLError:
+    return GraphQLError(
+        "The document holds several operations: say which to run in `operationName`.",
+        extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+    )
 
 
 def _is_variable_error(error: GraphQLError) -> bool:
@@ -315,6 +360,7 @@ def query_checks(settings: Settings) -> QueryChecks:
     prepared = PreparedQueries(
         max_tokens=settings.max_tokens,
         limits=DocumentLimits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases),
+        hide_suggestions=not settings.introspection_enabled,
     )
     rules: Rules = () if settings.introspection_enabled else (NoIntrospectionRule,)
     return QueryChecks(prepared, rules)

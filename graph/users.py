@@ -219,8 +219,8 @@ class Mutation:
 
     @strawberry.mutation(
         permission_classes=[IsAuthenticated],
-        description="Change your password; the current one is required. Revokes your refresh "
-        "tokens, so other sessions must log in again.",
+        description="Change your password; the current one is required. Revokes every token "
+        "you hold, this one's too: log in again with the new password.",
     )
     async def change_password(
         self, info: Info, input: ChangePasswordInput

@@ -24,6 +24,7 @@ from db import imports
 from db.engine import SessionFactory
 from db.imports import LeaseLost
 from db.models import ImportJob, ImportStatus, utcnow
+from db.outage import describe, is_outage
 from importer import batches
 from importer.reader import CsvSource, FileProblem, Header, Scan, parse_header, scan_file
 from importer.storage import remove_quietly, stored_path
@@ -107,8 +108,8 @@ class ImportRunner:
         while not stop.is_set():
             try:
                 worked = await self.run_once()
-            except Exception:
-                logger.exception("import runner: claiming a job failed")
+            except Exception as exc:
+                _log_failure("import runner: claiming a job failed", exc)
                 worked = False
             if not worked:
                 with suppress(TimeoutError):
@@ -154,8 +155,8 @@ class ImportRunner:
             with suppress(Exception):
                 await asyncio.shield(asyncio.ensure_future(self._release(job, lease)))
             raise
-        except Exception:
-            logger.exception("import job %s: unexpected error", job.id)
+        except Exception as exc:
+            _log_failure(f"import job {job.id}: unexpected error", exc)
             await self._retry_or_fail(job, lease)
         finally:
             heartbeat.cancel()
@@ -269,9 +270,9 @@ class ImportRunner:
                 await self._finish(job, lease, ImportStatus.FAILED, message)
             else:
                 await self._release(job, lease)
-        except Exception:
+        except Exception as exc:
             # The job stays RUNNING; once its heartbeat is stale another runner takes it.
-            logger.exception("import job %s: could not record the failure", job.id)
+            _log_failure(f"import job {job.id}: could not record the failure", exc)
 
     async def _heartbeat(self, job_id: str, lease: str) -> None:
         while True:
@@ -283,8 +284,17 @@ class ImportRunner:
                     )
             except LeaseLost:
                 return
-            except Exception:
-                logger.warning("import job %s: heartbeat failed", job_id, exc_info=True)
+            except Exception as exc:
+                outage = is_outage(exc)
+                logger.warning("import job %s: heartbeat failed", job_id, exc_info=not outage)
+
+
+def _log_failure(message: str, exc: Exception) -> None:
+    """A traceback for a bug; one line for a database outage, which a runner waits out."""
+    if is_outage(exc):
+        logger.warning("%s: the database is unavailable (%s)", message, describe(exc))
+    else:
+        logger.exception(message)
 
 
 def settle_heap() -> None:

@@ -3,25 +3,31 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
 
 from auth.admins import ensure_first_admin
 from auth.services import Services, build_services
-from core.settings import Settings, get_settings
+from core.settings import Settings, SettingsError, get_settings
 from db import migrate
-from db.engine import make_engine
-from graph.context import TaskQLRouter, context_getter
-from graph.schema import build_schema
+from db.engine import Timeouts, make_engine
+from db.outage import OUTAGE_BASES, describe, is_outage
+from graph.context import context_getter
+from graph.http import GraphQLHttp, TaskQLRouter
+from graph.persisted import PersistedQueries, PersistedQueryFileError, load_allow_list
+from graph.schema import TaskQLSchema, build_schema
 from importer.runner import background_runner, settle_heap
-from taskql import reports
+from taskql import ide, reports
+from taskql.cors import GraphQLCORSMiddleware
 from taskql.csrf import MultipartCsrfGuard
 from taskql.front import CompiledReadsFront
+from taskql.http_errors import http_exception_answer, outage_answer, unavailable_answer
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
 
@@ -33,7 +39,8 @@ MULTIPART_OVERHEAD = 1024 * 1024
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and engine and skip the lifespan."""
     settings = (settings or get_settings()).checked()
-    services = build_services(settings, engine or make_engine(settings.database_url))
+    engine = engine or make_engine(settings.database_url, timeouts=Timeouts.of(settings))
+    services = build_services(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,21 +59,31 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         finally:
             await services.engine.dispose()
 
-    app = FastAPI(title="TaskQL", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="TaskQL",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers={HTTPException: http_exception_answer},
+    )
+    for outage in OUTAGE_BASES:  # a database outage is 503 SERVICE_UNAVAILABLE, not a bug's 500
+        app.add_exception_handler(outage, outage_answer)
     app.state.services = services  # read through taskql.dependencies.get_services
 
     schema = build_schema(settings)
     if settings.compiled_reads:
         schema.compile_reads(services.engine, settings)
+    persisted = persisted_queries(settings)
     graphql = TaskQLRouter(
         schema,
+        http=graphql_http(schema, settings, persisted),
         context_getter=context_getter(services),
-        graphql_ide="graphiql",
         allowed_origins=settings.ws_allowed_origins,
         multipart_uploads_enabled=True,
     )
     app.include_router(graphql, prefix="/graphql")
     app.include_router(reports.router)
+    app.include_router(ide.router)
     add_health_routes(app, services)
 
     if schema.compiled is not None:  # innermost: inside the size limits, CORS and request ids
@@ -74,6 +91,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             CompiledReadsFront,
             reads=schema.compiled,
             authenticator=services.authenticator,
+            persisted=persisted,
             path="/graphql",
         )
     app.add_middleware(
@@ -83,21 +101,38 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     )
     app.add_middleware(MultipartCsrfGuard, path_prefix="/graphql")
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "X-Request-ID",
-                "Apollo-Require-Preflight",
-                "X-Requested-With",
-            ],
-            expose_headers=["X-Request-ID", "Content-Disposition"],
-        )
+        app.add_middleware(GraphQLCORSMiddleware, allow_origins=settings.cors_origins)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def persisted_queries(settings: Settings) -> PersistedQueries:
+    """The persisted-query store `PERSISTED_QUERIES` asks for (graph.persisted)."""
+    allowed = None
+    if settings.persisted_queries == "allowlist":
+        if settings.persisted_query_file is None:
+            raise SettingsError("PERSISTED_QUERIES=allowlist needs PERSISTED_QUERY_FILE")
+        try:
+            allowed = load_allow_list(settings.persisted_query_file)
+        except PersistedQueryFileError as exc:
+            raise SettingsError(f"PERSISTED_QUERY_FILE: {exc}") from exc
+    return PersistedQueries(
+        settings.persisted_queries,
+        max_entries=settings.persisted_query_cache_size,
+        allowed=allowed,
+    )
+
+
+def graphql_http(
+    schema: TaskQLSchema, settings: Settings, persisted: PersistedQueries
+) -> GraphQLHttp:
+    """The GraphQL-over-HTTP handler, with the playground when `GRAPHIQL` allows it."""
+    return GraphQLHttp(
+        schema,
+        persisted=persisted,
+        batch_max_operations=settings.batch_max_operations,
+        ide_page=partial(ide.ide_html, settings) if settings.graphiql_enabled else None,
+    )
 
 
 def add_health_routes(app: FastAPI, services: Services) -> None:
@@ -109,17 +144,21 @@ def add_health_routes(app: FastAPI, services: Services) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         """The database answers and its migrations are at head."""
-        engine = services.engine
+        engine, s = services.engine, services.settings
+        # The engine's own timeouts answer first; this only bounds an engine without them.
+        bound = max(s.database_connect_timeout_seconds, s.database_statement_timeout_seconds) + 1
         try:
-            with anyio.fail_after(5):
+            with anyio.fail_after(bound):
                 async with engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
                 reason = await migrate.pending_reason(engine)
         except Exception as exc:  # any failure to reach the database means "not ready"
-            logger.warning("readiness check failed: %s", exc)
-            return JSONResponse(
-                {"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"},
-                status_code=503,
+            logger.warning("readiness check failed: %s", describe(exc))
+            if not is_outage(exc):
+                reason = f"database unreachable: {type(exc).__name__}"
+                return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+            return unavailable_answer(
+                status="unavailable", reason=f"database unavailable: {describe(exc)}"
             )
         if reason is not None:
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)

@@ -4,7 +4,10 @@ can answer is answered here, before FastAPI routes it and Strawberry parses it a
 Anything else (another method or content type, a body that is not a plain GraphQL request, an
 operation the compiler does not know, any error to report) goes on to the GraphQL router with
 its body intact, and with the reason in the scope so the schema does not try a second time.
-The answer is what the router would send: 200, `application/json`, `{"data": ...}`.
+The answer is what the router would send: 200, `{"data": ...}`, in the media type the
+client's `Accept` asks for (graph.http.negotiate). A persisted-query hash is looked up in the
+same store the router uses. When the database is down or timed out, the door answers 503
+SERVICE_UNAVAILABLE with `Retry-After` itself: the executor would only wait for it again.
 """
 
 from typing import Any
@@ -14,8 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.sessions import Authenticator
 from auth.tokens import bearer_token
-from graph.compiled.entry import HEADER, TRIED, CompiledReads, HttpRead
+from core.errors import RETRY_AFTER_SECONDS, ServiceUnavailable
+from graph.compiled.entry import HEADER, TRIED, UNAVAILABLE, CompiledReads, HttpRead
 from graph.compiled.runner import COMPILED
+from graph.errors import unavailable_error
+from graph.http import CONTENT_TYPES, negotiate
+from graph.persisted import PersistedQueries, PersistedQueryError
 
 JSON_TYPES = (b"application/json",)
 
@@ -24,21 +31,33 @@ class _NotPlain(Exception):
     """The body is not a plain GraphQL-over-HTTP request: the router decides."""
 
 
-def _request_fields(body: bytes) -> tuple[str, dict[str, Any] | None, str | None]:
+FIELDS = frozenset({"query", "variables", "operationName", "extensions"})
+
+
+def _request_fields(
+    body: bytes, persisted: PersistedQueries
+) -> tuple[str, dict[str, Any] | None, str | None]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise _NotPlain from None
-    if not isinstance(payload, dict) or set(payload) - {"query", "variables", "operationName"}:
+    if not isinstance(payload, dict) or set(payload) - FIELDS:
         raise _NotPlain
-    query, variables, name = (
+    query, variables, name, extensions = (
         payload.get("query"),
         payload.get("variables"),
         payload.get("operationName"),
+        payload.get("extensions"),
     )
-    if not isinstance(query, str) or not isinstance(variables, dict | None):
+    if not isinstance(query, str | None) or not isinstance(variables, dict | None):
         raise _NotPlain
-    if not isinstance(name, str | None):
+    if not isinstance(name, str | None) or not isinstance(extensions, dict | None):
+        raise _NotPlain
+    try:
+        query = persisted.resolve(query, extensions)
+    except PersistedQueryError:
+        raise _NotPlain from None
+    if query is None:
         raise _NotPlain
     return query, variables, name
 
@@ -47,39 +66,60 @@ class CompiledReadsFront:
     """ASGI middleware in front of the GraphQL router (see the module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, reads: CompiledReads, authenticator: Authenticator, path: str
+        self,
+        app: ASGIApp,
+        *,
+        reads: CompiledReads,
+        authenticator: Authenticator,
+        persisted: PersistedQueries,
+        path: str,
     ) -> None:
         self.app = app
         self.reads = reads
         self.authenticator = authenticator
+        self.persisted = persisted
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._candidate(scope):
+        media = self._candidate(scope)
+        if media is None:
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive)
         if not complete:  # the client went away
             return
-        answer = await self._answer(scope, body)
+        try:
+            answer = await self._answer(scope, body)
+        except ServiceUnavailable:
+            await self._unavailable(send, media)
+            return
         if answer is None:
             await self.app(scope, _replaying(body, receive), send)
             return
-        await _send_json(send, answer, self.reads.header({}, COMPILED))
+        await _send_json(send, answer, CONTENT_TYPES[media], self.reads.header({}, COMPILED))
 
-    def _candidate(self, scope: Scope) -> bool:
+    async def _unavailable(self, send: Send, media: str) -> None:
+        body = orjson.dumps({"errors": [unavailable_error().formatted]})
+        header = UNAVAILABLE if self.reads.show_path else None
+        retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+        await _send_json(send, body, CONTENT_TYPES[media], header, status=503, extra=retry)
+
+    def _candidate(self, scope: Scope) -> str | None:
+        """The media type to answer in, when the request is one this door may answer."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
-            return False
+            return None
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        return (
-            content_type in JSON_TYPES
-            and bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is not None
-        )
+        if content_type not in JSON_TYPES:
+            return None
+        if bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is None:
+            return None
+        accept = headers.get(b"accept")
+        return negotiate(accept.decode("latin-1") if accept is not None else None)
 
     async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
         try:
-            query, variables, name = _request_fields(body)
+            query, variables, name = _request_fields(body, self.persisted)
         except _NotPlain:
             return None
         headers = dict(scope.get("headers") or [])
@@ -123,12 +163,21 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_json(send: Send, body: bytes, path_header: str | None) -> None:
+async def _send_json(
+    send: Send,
+    body: bytes,
+    content_type: str,
+    path_header: str | None,
+    *,
+    status: int = 200,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
+        *(extra or []),
     ]
     if path_header is not None:
         headers.append((HEADER.lower().encode(), path_header.encode()))
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

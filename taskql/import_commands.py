@@ -25,10 +25,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: "Settings", count: int, until_idle: bool) -> int:
-    from db.engine import make_engine, make_session_factory
+    from db.engine import Timeouts, make_engine, make_session_factory
     from importer.runner import ImportRunner, settle_heap
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeouts=Timeouts.of(settings))
     try:
         runners = [ImportRunner(make_session_factory(engine), settings) for _ in range(count)]
         settle_heap()

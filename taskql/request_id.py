@@ -1,14 +1,23 @@
-"""A request id per HTTP request: logged with errors and echoed as `X-Request-ID`."""
+"""A request id per HTTP request: logged with errors and echoed as `X-Request-ID`.
 
+This is the outermost of TaskQL's middleware, so it is also where an exception nothing else
+caught becomes a coded JSON 500 that carries the id, instead of a plain-text page.
+"""
+
+import logging
 import re
 import uuid
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.request_id import request_id_bound
 
+logger = logging.getLogger("taskql.http")
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HEADER = b"x-request-id"
+INTERNAL_MESSAGE = "Internal server error."
 
 
 class RequestIdMiddleware:
@@ -23,13 +32,41 @@ class RequestIdMiddleware:
             return
         incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers.append((HEADER, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
         with request_id_bound(request_id):
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                logger.exception("unhandled error (request %s)", request_id)
+                if scope["type"] != "http" or started:
+                    raise
+                await _send_internal_error(send_with_id, request_id)
+
+
+async def _send_internal_error(send: Send, request_id: str) -> None:
+    error = {
+        "message": INTERNAL_MESSAGE,
+        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    }
+    payload = orjson.dumps({"errors": [error]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -186,7 +186,7 @@ def token_for(settings: Settings, engine: AsyncEngine) -> TokenFor:
 
     def mint(user: User) -> str:
         assert user.id is not None
-        return codec.encode(codec.issue(user.id, "access"))
+        return codec.encode(codec.issue(user.id, "access", version=user.token_version))
 
     return mint
 

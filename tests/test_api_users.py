@@ -127,7 +127,10 @@ async def test_promotion_gives_admin_powers(gql: Gql, world: World) -> None:
     promote = {"id": pk(world.assignee), "role": "ADMIN"}
     user = (await gql(UPDATE, {"input": promote}, token=world.token("admin"))).ok()
     assert user["updateUser"]["user"]["role"] == "ADMIN"
-    listing = await gql(USERS, token=world.token("assignee"))
+    # A role change revokes the tokens of the old role; a new login carries the new one.
+    assert (await gql(USERS, token=world.token("assignee"))).codes == ["UNAUTHENTICATED"]
+    token = (await login(gql, "assignee@example.com")).ok()["login"]["accessToken"]
+    listing = await gql(USERS, token=token)
     assert listing.ok()["users"]["totalCount"] == 4
 
 

@@ -308,6 +308,29 @@ async def test_introspection_can_be_switched_off(client_for: ClientFor) -> None:
     assert (await post(client, "{ __typename }")).ok() == {"__typename": "Query"}
 
 
+async def test_hidden_schema_gives_no_suggestions(
+    client_for: ClientFor, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """Suggestions would spell out field and value names that introspection hides."""
+    hidden = await client_for(introspection=False)
+    typo = "{ me { idd emial } }"
+    status_typo = "query ($s: [TaskStatus!]) { tasks(filter: {status: $s}) { totalCount } }"
+    for target, expect_hints in ((client, True), (hidden, False)):
+        validation = await post(target, typo)
+        messages = [e["message"] for e in validation.errors]
+        assert len(messages) == 2, messages
+        assert all(("Did you mean" in m) is expect_hints for m in messages), messages
+        coercion = await target.post(
+            "/graphql",
+            json={"query": status_typo, "variables": {"s": ["DONEE"]}},
+            headers=bearer(admin_token),
+        )
+        [error] = coercion.json()["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert ("Did you mean" in error["message"]) is expect_hints, error
+        assert "DONEE" in error["message"]
+
+
 def test_introspection_defaults_follow_the_environment() -> None:
     secret = "x" * 40
     assert Settings(environment="development", jwt_secret_key=secret).introspection_enabled

@@ -1,6 +1,7 @@
 """Migrations go up and down on both databases, and match the models exactly."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,5 +98,57 @@ async def test_production_refuses_an_unmigrated_database(scratch_url: str) -> No
         # development migrates instead
         await migrate.migrate_or_refuse(engine, scratch_url, may_migrate=True)
         assert await migrate.pending_reason(engine) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_down_and_up_keeps_users_and_what_refers_to_them(scratch_url: str) -> None:
+    """Dropping `token_version` never copies `user` (on SQLite, dropping the old table would
+    cascade to memberships, tasks and refresh tokens); going up again starts every user at 0."""
+    await anyio.to_thread.run_sync(migrate.upgrade, scratch_url)
+    engine = make_engine(scratch_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    'INSERT INTO "user" (email, full_name, hashed_password, role, is_active, '
+                    "token_version, created_at, updated_at) "
+                    "VALUES ('a@example.com', 'A', 'x', 'USER', true, 3, :now, :now)"
+                ).bindparams(now=datetime.now(UTC))
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO project (name, description, created_by, created_at, updated_at) "
+                    "VALUES ('P', '', 1, :now, :now)"
+                ).bindparams(now=datetime.now(UTC))
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO project_member (project_id, user_id, added_at) VALUES (1, 1, :now)"
+                ).bindparams(now=datetime.now(UTC))
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO task (project_id, title, description, status, assigned_to, "
+                    "created_by, created_at, updated_at) "
+                    "VALUES (1, 'T', '', 'PENDING', 1, 1, :now, :now)"
+                ).bindparams(now=datetime.now(UTC))
+            )
+        await anyio.to_thread.run_sync(migrate.downgrade, scratch_url, "0004")
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in sa.inspect(sync).get_columns("user")}
+            )
+            assert "token_version" not in columns
+            assert "login_failure" not in await conn.run_sync(_tables)
+            row = (await conn.execute(sa.text("SELECT assigned_to FROM task"))).one()
+            assert row.assigned_to == 1
+            members = await conn.execute(sa.text("SELECT count(*) FROM project_member"))
+            assert members.scalar_one() == 1
+
+        await anyio.to_thread.run_sync(migrate.upgrade, scratch_url)
+        async with engine.connect() as conn:
+            version = await conn.execute(sa.text('SELECT token_version FROM "user"'))
+            assert version.scalar_one() == 0
     finally:
         await engine.dispose()

@@ -2,13 +2,9 @@
 path (which checks the caller too); the caller and one per list with DataLoaders on the executor."""
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
@@ -16,6 +12,7 @@ from db.engine import SessionFactory
 from db.models import Project, ProjectMember, Role, Task
 from tests.support.accounts import TokenFor, UserFactory
 from tests.support.graphql import Gql, post_graphql
+from tests.support.statements import counting_statements
 from tests.support.world import pk
 
 TASKS_PAGE = """
@@ -46,21 +43,6 @@ def gql(client: httpx.AsyncClient) -> Gql:
 def settings(settings: Settings, read_path: str) -> Settings:
     """Each test runs on both read paths."""
     return settings.model_copy(update={"compiled_reads": read_path == "compiled"})
-
-
-@contextmanager
-def counting_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every SQL statement sent through the engine while the block runs."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])  # (conn, cursor, statement, parameters, context, many)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def seed(session_factory: SessionFactory, make_user: UserFactory, tasks: int) -> None:

@@ -75,8 +75,8 @@ def tokens(secret: str, seeded: Seeded) -> dict[str, str]:
         refresh_ttl=timedelta(days=1),
     )
     return {
-        "admin": codec.encode(codec.issue(seeded.admin_id, "access")),
-        "member": codec.encode(codec.issue(seeded.member_id, "access")),
+        "admin": codec.encode(codec.issue(seeded.admin_id, "access", version=0)),
+        "member": codec.encode(codec.issue(seeded.member_id, "access", version=0)),
     }
 
 

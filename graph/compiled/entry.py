@@ -19,16 +19,19 @@ from strawberry.types.execution import ExecutionResult
 
 from auth.policy import Person
 from auth.sessions import Authenticator
-from core.errors import TaskQLError
+from core.errors import ServiceUnavailable, TaskQLError
+from db.outage import is_outage
 from graph.compiled.errors import Fallback
 from graph.compiled.runner import COMPILED, ReadPath
 from graph.context import Context
+from graph.errors import log_outage, unavailable_error
 from graph.limits import QueryChecks
 
 logger = logging.getLogger("taskql.compiled")
 
 HEADER = "X-TaskQL-Read-Path"
 TRIED = "taskql.read_path"  # the ASGI scope key of the front's reason
+UNAVAILABLE = f"{COMPILED}; the database is unavailable"
 
 CallerLoader = Callable[[], Awaitable[Person | None]]
 Data = dict[str, Any]
@@ -83,14 +86,23 @@ class CompiledReads:
                 context.authenticator,
                 context.current_user,
             )
-            data, reason = await self.attempt(read)
+            try:
+                data, reason = await self.attempt(read)
+            except ServiceUnavailable:
+                # The executor would only wait for the same database again.
+                if self.show_path and context.response is not None:
+                    context.response.headers[HEADER] = UNAVAILABLE
+                return ExecutionResult(data=None, errors=[unavailable_error()])
         header = self.header(data, reason)
         if header is not None and context.response is not None:
             context.response.headers[HEADER] = header
         return None if data is None else ExecutionResult(data=data, errors=None)
 
     async def attempt(self, read: HttpRead) -> tuple[Data | None, str]:
-        """(the response's `data`, COMPILED), or (None, why the executor must answer)."""
+        """(the response's `data`, COMPILED), or (None, why the executor must answer).
+
+        ServiceUnavailable when the database is down or timed out: the executor could only
+        wait for it again, so the caller answers SERVICE_UNAVAILABLE at once."""
         data, reason = await self._try(read)
         logger.debug("read path for %r: %s", read.operation_name or "<unnamed>", reason)
         return data, reason
@@ -102,14 +114,16 @@ class CompiledReads:
             return None, "no caller"
         try:
             claims = authenticator.access_claims(token)
-            caller = self.path.caller_hint(claims.user_id) or await load_caller()
+            hint = self.path.caller_hint(claims.user_id, claims.version)
+            caller = hint or await load_caller()
         except TaskQLError:
             return None, "the token is refused"
-        except Exception:  # the executor meets it again, and masks it
+        except Exception as exc:  # the executor meets it again, and masks it
+            _raise_outage(exc, "loading the caller")
             return None, "loading the caller failed"
         if caller is None or caller.id is None:
             return None, "no caller"
-        self.path.remember(caller)
+        self.path.remember(caller, claims.version)
         document = self.checks.valid_document(self.path.graphql, query)
         if document is None:
             return None, "the document has errors to report"
@@ -118,10 +132,20 @@ class CompiledReads:
             if isinstance(plan, str):
                 return None, plan
             assert coerced is not None
-            answer = await self.path.run(plan, coerced, caller)
-        except Fallback:
-            return None, "this request's values are the executor's to report"
-        except Exception:  # a failing statement must not cost the answer: the executor retries
+            answer = await self.path.run(plan, coerced, caller, claims.version)
+        except Fallback as exc:
+            return None, exc.reason
+        except Exception as exc:
+            # A failing statement must not cost the answer: the executor retries, unless the
+            # database is down (it would only wait for it again).
+            _raise_outage(exc, "the compiled read")
             logger.exception("compiled read failed; the executor answers instead")
             return None, "the compiled read failed"
         return answer.data, COMPILED
+
+
+def _raise_outage(exc: Exception, where: str) -> None:
+    """ServiceUnavailable instead of `exc` when the database is down or timed out."""
+    if is_outage(exc):
+        log_outage(where, exc)
+        raise ServiceUnavailable from exc

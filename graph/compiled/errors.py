@@ -15,3 +15,7 @@ class Unsupported(Exception):
 class Fallback(Exception):
     """This request needs an answer the compiled statement does not give (an error, most
     often): the executor answers it, with today's data and errors."""
+
+    def __init__(self, reason: str = "this request's values are the executor's to report") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -44,12 +44,17 @@ USER = User.__table__  # type: ignore[attr-defined]
 
 
 def caller_guard() -> Any:
-    """The caller's role if their account is active, else null: the statement's first column.
+    """The caller's role if their account is active and the token's version is still theirs,
+    else null: the statement's first column.
 
     A plan is made for a role; the statement itself checks, in its own snapshot, that the
-    caller still has it, so the caller needs no statement of their own."""
+    caller still has it and that the token is not revoked, so the caller needs no statement of
+    their own (and no cached note of a caller can let a revoked token through)."""
     caller = sa.bindparam("caller_id", value=None, type_=sa.Integer)
-    active = sa.select(USER.c.role).where(USER.c.id == caller, USER.c.is_active.is_(True))
+    version = sa.bindparam("caller_token_version", value=None, type_=sa.Integer)
+    active = sa.select(USER.c.role).where(
+        USER.c.id == caller, USER.c.is_active.is_(True), USER.c.token_version == version
+    )
     return sa.cast(active.scalar_subquery(), sa.Text).label("caller_role")
 
 
@@ -72,9 +77,11 @@ class Plan:
     roots: tuple[Root, ...]
     bindings: tuple[Binding, ...]
 
-    def parameters(self, variables: VariableValues, caller_id: int) -> list[Any]:
+    def parameters(
+        self, variables: VariableValues, caller_id: int, token_version: int
+    ) -> list[Any]:
         """The statement's parameters for one request (Fallback when a value is refused)."""
-        values: dict[str, Any] = {"caller_id": caller_id}
+        values: dict[str, Any] = {"caller_id": caller_id, "caller_token_version": token_version}
         for binding in self.bindings:
             values.update(binding.bind(get_argument_values(binding.field, binding.node, variables)))
         out: list[Any] = []
@@ -138,17 +145,20 @@ class ReadPath:
         self.json = JsonSql(engine.dialect.name)
         self.max_page_size = max_page_size
         self.plans = BoundedCache(cache_size)
-        # The role each recent caller had: a hint to plan with, which every statement checks.
+        # The role each recent caller had at a token version: a hint to plan with, which every
+        # statement checks. A role change moves the version on, so a new token misses the hint.
         self.callers = BoundedCache(CALLER_HINTS)
 
-    def caller_hint(self, user_id: int) -> "Caller | None":
-        """The caller as last seen (id and role), if recently seen."""
-        role = self.callers.get_fresh(user_id)
-        return None if role is None else Caller(user_id, role)
+    def caller_hint(self, user_id: int, token_version: int) -> "Caller | None":
+        """The caller as last seen (id and role) with this token version, if recently seen."""
+        seen = self.callers.get_fresh(user_id)
+        if seen is None or seen[1] != token_version:
+            return None
+        return Caller(user_id, seen[0])
 
-    def remember(self, caller: Person) -> None:
-        """Note the role of a caller."""
-        self.callers.put(caller.id, caller.role)
+    def remember(self, caller: Person, token_version: int) -> None:
+        """Note the role of a caller whose token carries `token_version`."""
+        self.callers.put(caller.id, (caller.role, token_version))
 
     def plan(
         self,
@@ -231,11 +241,13 @@ class ReadPath:
         }
         return Plan(compiled.string, names, constants, processors, tuple(roots), tuple(bindings))
 
-    async def run(self, plan: Plan, variables: VariableValues, caller: Person) -> Answer:
-        """One statement; Fallback when the executor must answer instead (a value to report, or
-        a caller who is no longer what the plan was made for)."""
+    async def run(
+        self, plan: Plan, variables: VariableValues, caller: Person, token_version: int
+    ) -> Answer:
+        """One statement; Fallback when the executor must answer instead (a value to report, a
+        caller who is no longer what the plan was made for, or a revoked token)."""
         assert caller.id is not None
-        parameters = plan.parameters(variables, caller.id)
+        parameters = plan.parameters(variables, caller.id, token_version)
         async with self.engine.connect() as connection:
             # A read: autocommit on PostgreSQL (db/engine.py), no BEGIN/ROLLBACK round trips.
             await connection.execution_options(**{READ_OPTION: True})
@@ -243,7 +255,7 @@ class ReadPath:
             role, *row = tuple(result.one())
         if role != caller.role.value:
             self.callers.pop(caller.id, None)
-            raise Fallback
+            raise Fallback("the caller check refused the caller: revoked, deactivated or changed")
         values = iter(row)
         data: dict[str, orjson.Fragment] = {}
         for root_field in plan.roots:

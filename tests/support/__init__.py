@@ -5,5 +5,7 @@
 - `graphql`: posting GraphQL documents and reading the answer.
 - `world`: the small worlds of people, projects and tasks that tests run in.
 - `imports`: CSV upload, queue and report helpers for the import tests.
+- `statements`: counting the SQL statements an engine sends.
 - `processes`: the environment for, and the starting and stopping of, real `taskql` processes.
+- `browser`: the vendored GraphiQL assets and Debian's Chromium, or a skip (a failure in CI).
 """
