@@ -22,6 +22,22 @@ $(STAMP): requirements.lock pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
 
+# The Node clients of tests/test_clients.py, from tests/clients/package-lock.json. Without npm
+# those tests skip (and fail under CI=true), so a missing npm is only a warning here.
+CLIENTS := tests/clients
+CLIENTS_STAMP := $(CLIENTS)/node_modules/.installed
+
+$(CLIENTS_STAMP): $(CLIENTS)/package-lock.json $(CLIENTS)/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "npm ci in $(CLIENTS)"; \
+	  cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+	  echo "warning: npm not found: tests/test_clients.py will skip (Node 20+ and npm needed)" >&2; \
+	fi
+
+.PHONY: clients
+clients: $(CLIENTS_STAMP) ## Install the Node clients (Apollo, urql, graphql-http) of tests/test_clients.py
+
 # Without npm (or offline) this warns and succeeds, and the page loads GraphiQL from a CDN.
 $(IDE_STAMP): taskql/ide_assets.json | $(STAMP)
 	@$(BIN)/python -m taskql.ide_assets install
@@ -34,7 +50,7 @@ run: $(STAMP) $(IDE_STAMP) ## Migrate the embedded SQLite database and serve on 
 	$(BIN)/taskql serve
 
 .PHONY: test
-test: $(STAMP) $(IDE_STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
+test: $(STAMP) $(IDE_STAMP) $(CLIENTS_STAMP) ## Run the whole test suite (PostgreSQL too when TEST_DATABASE_URL is set)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
