@@ -46,7 +46,12 @@ def can_see_project(user: User, *, is_member: bool) -> bool:
 
 def can_see_task(user: User, task: Task) -> bool:
     """Admins see every task; a USER sees the tasks assigned to them."""
-    return is_admin(user) or (task.assigned_to is not None and task.assigned_to == user.id)
+    return can_see_task_assigned_to(user, task.assigned_to)
+
+
+def can_see_task_assigned_to(user: Person, assignee_id: int | None) -> bool:
+    """can_see_task for a task known only by its assignee (a live event's payload)."""
+    return is_admin(user) or (assignee_id is not None and assignee_id == user.id)
 
 
 def can_change_task(user: User, task: Task, fields: Collection[str]) -> bool:

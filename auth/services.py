@@ -15,16 +15,31 @@ from auth.throttle import Limit, LoginThrottle
 from auth.tokens import TokenCodec
 from core.settings import Settings
 from db.engine import SessionFactory, make_session_factory
+from db.listener import EventHub, PostgresHub, asyncpg_dsn, local_hub
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Settings, the engine, its session factory, and the authenticator bound to them."""
+    """Settings, the engine, its session factory, the authenticator bound to them, and the
+    process's hub of live events."""
 
     settings: Settings
     engine: AsyncEngine
     session_factory: SessionFactory
     authenticator: Authenticator
+    events: EventHub
+
+
+def event_hub(settings: Settings, engine: AsyncEngine) -> EventHub:
+    """PostgreSQL: a LISTEN connection for this process; SQLite: the in-process hub."""
+    if engine.dialect.name == "postgresql":
+        return PostgresHub(
+            asyncpg_dsn(engine.url),
+            max_subscribers=settings.subscriptions_per_process,
+            check_seconds=settings.events_check_seconds,
+            connect_timeout=settings.database_connect_timeout_seconds,
+        )
+    return local_hub(engine.url, max_subscribers=settings.subscriptions_per_process)
 
 
 def build_services(settings: Settings, engine: AsyncEngine) -> Services:
@@ -57,4 +72,5 @@ def build_services(settings: Settings, engine: AsyncEngine) -> Services:
         engine=engine,
         session_factory=session_factory,
         authenticator=authenticator,
+        events=event_hub(settings, engine),
     )

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth.passwords import PasswordHasher, PasswordPolicyError, password_problem
 from auth.throttle import LoginThrottle
 from auth.tokens import Claims, ClaimsCache, InvalidToken, TokenCodec, TokenType
-from core.errors import BadUserInput, Unauthenticated
+from core import metrics
+from core.errors import BadUserInput, TooManyRequests, Unauthenticated
 from db import refresh_tokens, users
 from db.engine import SessionFactory
 from db.models import EMAIL_MAX, Role, User
@@ -67,16 +68,23 @@ class Authenticator:
         Throttled (TOO_MANY_REQUESTS, before any bcrypt work) after too many failures for the
         email or for the client `address`; a success resets the email's count.
         """
-        attempt = await self.throttle.admit(email=email, address=address)
+        try:
+            attempt = await self.throttle.admit(email=email, address=address)
+        except TooManyRequests:
+            _count_login("throttled")
+            raise
         async with self.session_factory() as session:
             user = await users.get_user_by_email(session=session, email=email)
         ok = await self.hasher.verify(password, user.hashed_password if user else None)
         if user is None or not ok or not user.is_active:
+            _count_login("failure")
             raise Unauthenticated(BAD_CREDENTIALS)  # the attempt stays counted as a failure
         assert user.id is not None
         async with self.session_factory() as session, session.begin():
             await self.throttle.forgive(session=session, attempt=attempt)
-            return await self._issue_pair(session=session, user=user, family=uuid.uuid4().hex)
+            pair = await self._issue_pair(session=session, user=user, family=uuid.uuid4().hex)
+        _count_login("success")
+        return pair
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
         """Rotate: the token works once; a reused one revokes its whole family."""
@@ -173,3 +181,8 @@ class Authenticator:
             expires_at=refresh.expires_at,
         )
         return TokenPair(self.codec.encode(access), self.codec.encode(refresh), user)
+
+
+def _count_login(outcome: str) -> None:
+    if metrics.ON:
+        metrics.login_attempts.labels(outcome).inc()

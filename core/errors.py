@@ -63,3 +63,9 @@ class ServiceUnavailable(TaskQLError):
 
     def __init__(self, message: str = UNAVAILABLE_MESSAGE) -> None:
         super().__init__(message)
+
+
+class TooManySubscriptions(TaskQLError):
+    """A WebSocket connection or a server process holds its maximum of subscriptions."""
+
+    code = "TOO_MANY_SUBSCRIPTIONS"

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     # CSV import.
     import_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
-    import_batch_size: int = Field(default=5000, ge=1)
+    import_batch_size: int = Field(default=20_000, ge=1)
     run_import_worker: bool = True
     import_poll_seconds: float = Field(default=1.0, gt=0)
     import_heartbeat_seconds: float = Field(default=5.0, gt=0)
@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     import_max_attempts: int = Field(default=5, ge=1)
     import_progress_seconds: float = Field(default=0.5, gt=0)
     import_report_url_ttl_seconds: int = Field(default=900, ge=1)
+
+    # Live events (graph/events.py, db/listener.py): subscriptions per WebSocket connection and
+    # per process, each subscriber's queue (full: dropped for one RESYNC), the LISTEN check.
+    subscriptions_per_connection: int = Field(default=20, ge=1)
+    subscriptions_per_process: int = Field(default=10_000, ge=1)
+    event_queue_size: int = Field(default=100, ge=1)
+    events_check_seconds: float = Field(default=5.0, gt=0)
 
     # GraphQL over HTTP (graph/http.py): batching, automatic persisted queries, the playground.
     batch_max_operations: int = Field(default=10, ge=0)  # 0 turns batching off
@@ -112,6 +119,12 @@ class Settings(BaseSettings):
     public_base_url: str | None = None  # e.g. https://tasks.example.com: absolute links
 
     log_level: str = "INFO"
+    # Operating (README: Operating): log lines as text or JSON, the slow-operation warning, and
+    # who may read GET /metrics (off; public; token: `Authorization: Bearer <METRICS_TOKEN>`).
+    log_format: Literal["text", "json"] = "text"
+    slow_operation_ms: int = Field(default=1000, ge=0)  # 0: no warning
+    metrics: Literal["off", "public", "token"] = "off"
+    metrics_token: str | None = None
 
     @field_validator("cors_origins", "ws_allowed_origins", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from db import events
 from db.models import (
     ImportJob,
     ImportRowError,
@@ -34,7 +35,7 @@ TASK_COLUMNS = (
 ERROR_COLUMNS = ("job_id", "line", "cells", "error")
 TaskRow = tuple[int, str, str, str, int | None, int | None, datetime, datetime]
 ErrorRow = tuple[str, int, str, str]
-FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED, ImportStatus.CANCELLED)
 
 
 class LeaseLost(Exception):
@@ -93,6 +94,8 @@ async def create_job(
     created_by: int | None,
     now: datetime,
     lease: str | None = None,
+    sha256: str | None = None,
+    dry_run: bool = False,
 ) -> ImportJob:
     """A QUEUED job; with a lease it is RUNNING at once, claimed by its creator (the CLI)."""
     job = ImportJob(
@@ -102,6 +105,8 @@ async def create_job(
         size_bytes=size_bytes,
         created_by=created_by,
         created_at=now,
+        sha256=sha256,
+        dry_run=dry_run,
     )
     if lease is not None:
         job.status, job.lease, job.attempts = ImportStatus.RUNNING, lease, 1
@@ -109,6 +114,56 @@ async def create_job(
     session.add(job)
     await session.flush()
     return job
+
+
+async def earlier_upload(*, session: AsyncSession, sha256: str) -> ImportJob | None:
+    """The oldest job of these same bytes that has imported, or may still import, tasks: not a
+    dry run, and queued, running, succeeded, or failed/cancelled after importing some rows.
+
+    On PostgreSQL a transaction-scoped advisory lock on the hash makes concurrent uploads of the
+    same bytes take turns, so two of them cannot both pass this check.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    may_import = sa.or_(
+        col(ImportJob.status).in_(
+            (ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.SUCCEEDED)
+        ),
+        col(ImportJob.rows_imported) > 0,
+    )
+    query = (
+        sa.select(ImportJob)
+        .where(col(ImportJob.sha256) == sha256, sa.not_(col(ImportJob.dry_run)), may_import)
+        .order_by(col(ImportJob.created_at), col(ImportJob.id))
+        .limit(1)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def cancel_job(*, session: AsyncSession, job_id: str, now: datetime) -> ImportJob | None:
+    """Cancel a job: a QUEUED one is CANCELLED at once (no runner will start it), a RUNNING one
+    is marked, and its runner stops after the batch in flight. A finished job is left as it is.
+    None when there is no such job."""
+    queued = await session.execute(
+        sa.update(ImportJob)
+        .where(col(ImportJob.id) == job_id, col(ImportJob.status) == ImportStatus.QUEUED)
+        .values(status=ImportStatus.CANCELLED, finished_at=now, cancel_requested_at=now)
+        .returning(col(ImportJob.id))
+    )
+    if queued.scalar_one_or_none() is None:
+        await session.execute(
+            sa.update(ImportJob)
+            .where(
+                col(ImportJob.id) == job_id,
+                col(ImportJob.status) == ImportStatus.RUNNING,
+                col(ImportJob.cancel_requested_at).is_(None),
+            )
+            .values(cancel_requested_at=now)
+        )
+    await events.publish(session, [job_event(job_id)])
+    return await get_job(session=session, job_id=job_id)
 
 
 async def get_job(*, session: AsyncSession, job_id: str) -> ImportJob | None:
@@ -191,21 +246,27 @@ async def claim_next_job(
     )
     if claimed.scalar_one_or_none() is None:
         return None
+    await events.publish(session, [job_event(job_id)])
     return await get_job(session=session, job_id=job_id)
 
 
 async def _fenced_update(
     session: AsyncSession, job_id: str, lease: str, values: dict[str, Any]
-) -> None:
-    """Update the job only while `lease` still holds it; otherwise LeaseLost."""
+) -> bool:
+    """Update the job only while `lease` still holds it (otherwise LeaseLost); whether an admin
+    has asked to cancel it."""
     result = await session.execute(
         sa.update(ImportJob)
         .where(col(ImportJob.id) == job_id, col(ImportJob.lease) == lease)
         .values(**values)
-        .returning(col(ImportJob.id))
+        .returning(col(ImportJob.cancel_requested_at))
     )
-    if result.scalar_one_or_none() is None:
+    row = result.one_or_none()
+    if row is None:
         raise LeaseLost(job_id)
+    if set(values) != {"heartbeat_at"}:
+        await events.publish(session, [job_event(job_id)])
+    return row[0] is not None
 
 
 async def heartbeat(*, session: AsyncSession, job_id: str, lease: str, now: datetime) -> None:
@@ -245,8 +306,9 @@ async def advance(
     offset: int,
     line: int,
     now: datetime,
-) -> None:
-    """Move the checkpoint past a batch; commits together with the batch's rows."""
+) -> bool:
+    """Move the checkpoint past a batch; commits together with the batch's rows. Whether the
+    job is to stop there (cancelled)."""
     values = {
         "rows_processed": col(ImportJob.rows_processed) + imported + failed,
         "rows_imported": col(ImportJob.rows_imported) + imported,
@@ -255,7 +317,7 @@ async def advance(
         "checkpoint_line": line,
         "heartbeat_at": now,
     }
-    await _fenced_update(session, job_id, lease, values)
+    return await _fenced_update(session, job_id, lease, values)
 
 
 async def finish_job(
@@ -267,7 +329,7 @@ async def finish_job(
     now: datetime,
     message: str | None = None,
 ) -> None:
-    """End the job (SUCCEEDED or FAILED) and release its lease."""
+    """End the job (SUCCEEDED, FAILED or CANCELLED) and release its lease."""
     values: dict[str, Any] = {"status": status, "finished_at": now, "lease": None}
     if message is not None:
         values["message"] = message
@@ -350,8 +412,35 @@ async def relax_commit_durability(*, session: AsyncSession) -> None:
 
 
 async def insert_tasks(*, session: AsyncSession, rows: list[TaskRow]) -> None:
-    """A batch's valid rows, in one statement."""
+    """A batch's valid rows, in one statement; one IMPORTED event per project goes with them."""
     await _bulk_insert(session, "task", TASK_COLUMNS, rows)
+    await events.publish(session, imported_events(rows))
+
+
+def imported_events(rows: list[TaskRow]) -> list[events.Event]:
+    """A batch's summary events: per project, its new tasks per assignee."""
+    by_project: dict[int, list[int | None]] = {}
+    for row in rows:
+        by_project.setdefault(row[0], []).append(row[4])
+    return [
+        events.Event(
+            topic=events.Topic.TASK,
+            kind=events.Kind.IMPORTED,
+            subject=project_id,
+            at=rows[0][6],
+            actor_id=rows[0][5],
+            after=(project_id, None),
+            counts=events.tally(assignees),
+        )
+        for project_id, assignees in by_project.items()
+    ]
+
+
+def job_event(job_id: str) -> events.Event:
+    """An import job moved on (importJobProgress re-reads it)."""
+    return events.Event(
+        topic=events.Topic.IMPORT, kind=events.Kind.PROGRESS, subject=job_id, at=events.now()
+    )
 
 
 async def insert_row_errors(*, session: AsyncSession, rows: list[ErrorRow]) -> None:

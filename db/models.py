@@ -254,6 +254,7 @@ class ImportStatus(enum.StrEnum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 FILE_NAME_MAX = 255
@@ -267,6 +268,8 @@ class ImportJob(SQLModel, table=True):
         # The runners' claim query and the per-admin "newest report" lookup.
         sa.Index("ix_import_job_status_created_at", "status", "created_at"),
         sa.Index("ix_import_job_created_by_created_at", "created_by", "created_at"),
+        # The duplicate guard: earlier uploads of the same bytes.
+        sa.Index("ix_import_job_sha256", "sha256"),
     )
 
     id: str = Field(max_length=36, primary_key=True)
@@ -296,6 +299,13 @@ class ImportJob(SQLModel, table=True):
     checkpoint_line: int = Field(default=0, nullable=False)
     header: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     message: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # Validates and reports like a real run, inserting no task.
+    dry_run: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    sha256: str | None = Field(default=None, max_length=64)  # of the uploaded bytes, hex
+    # An admin asked to cancel it while it ran: the runner stops after the batch in flight.
+    cancel_requested_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class ImportRowError(SQLModel, table=True):

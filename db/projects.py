@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from core.errors import BadUserInput, Conflict
+from db import events
 from db.models import NAME_MAX, Project, ProjectMember, Task, User, utcnow
 from db.paging import (
     BY_ID,
@@ -131,6 +132,19 @@ async def memberships(
     return set((await session.execute(query)).scalars())
 
 
+async def member_ids(
+    *, session: AsyncSession, project_ids: Sequence[int]
+) -> dict[int, frozenset[int]]:
+    """The ids of each project's members, in one statement."""
+    query = sa.select(col(ProjectMember.project_id), col(ProjectMember.user_id)).where(
+        col(ProjectMember.project_id).in_(project_ids)
+    )
+    found: dict[int, set[int]] = {project_id: set() for project_id in project_ids}
+    for project_id, user_id in (await session.execute(query)).all():
+        found[project_id].add(user_id)
+    return {project_id: frozenset(ids) for project_id, ids in found.items()}
+
+
 async def users_sharing_a_project(
     *, session: AsyncSession, user_id: int, other_ids: Sequence[int]
 ) -> set[int]:
@@ -162,6 +176,25 @@ async def ensure_active_member(
         )
 
 
+def _project_event(
+    kind: events.Kind,
+    project_id: int,
+    actor_id: int | None,
+    *,
+    fields: tuple[str, ...] = (),
+    members: tuple[int, ...] | None = None,
+) -> events.Event:
+    return events.Event(
+        topic=events.Topic.PROJECT,
+        kind=kind,
+        subject=project_id,
+        at=utcnow(),
+        actor_id=actor_id,
+        fields=fields,
+        members=members,
+    )
+
+
 async def create_project(
     *, session: AsyncSession, name: str, description: str, created_by: int | None
 ) -> Project:
@@ -171,11 +204,20 @@ async def create_project(
     )
     session.add(project)
     await session.flush()
+    assert project.id is not None
+    created = _project_event(
+        events.Kind.CREATED, project.id, created_by, fields=("name", "description")
+    )
+    await events.publish(session, [created])
     return project
 
 
 async def update_project(
-    *, session: AsyncSession, project_id: int, changes: ProjectChanges
+    *,
+    session: AsyncSession,
+    project_id: int,
+    changes: ProjectChanges,
+    actor_id: int | None = None,
 ) -> Project | None:
     """Apply `changes` to a project; None when it is gone."""
     project = await session.get(Project, project_id, with_for_update=True)
@@ -186,21 +228,54 @@ async def update_project(
         values["name"] = clean_name(changes["name"])
     if "description" in changes:
         values["description"] = clean_description(changes["description"])
+    changed = tuple(n for n, v in values.items() if getattr(project, n) != v)
     for name, value in values.items():
         setattr(project, name, value)
     project.updated_at = utcnow()
     session.add(project)
     await session.flush()
+    updated = _project_event(events.Kind.UPDATED, project_id, actor_id, fields=changed)
+    await events.publish(session, [updated])
     return project
 
 
-async def delete_project(*, session: AsyncSession, project_id: int) -> bool:
-    """Delete a project with its tasks and memberships; False when there was none."""
+async def delete_project(
+    *, session: AsyncSession, project_id: int, actor_id: int | None = None
+) -> bool:
+    """Delete a project with its tasks and memberships; False when there was none.
+
+    Two events go with the transaction: the project's DELETED (naming its members) and one
+    PROJECT_DELETED task event (its tasks per assignee), not one event per task."""
+    per_assignee = await session.execute(
+        sa.select(col(Task.assigned_to), sa.func.count())
+        .where(col(Task.project_id) == project_id)
+        .group_by(col(Task.assigned_to))
+    )
+    counts = {assignee or 0: int(n) for assignee, n in per_assignee.all()}
+    members = await session.execute(
+        sa.select(col(ProjectMember.user_id)).where(col(ProjectMember.project_id) == project_id)
+    )
+    member_ids = tuple(members.scalars())
     result = await session.execute(sa.delete(Project).where(col(Project.id) == project_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    tasks_gone = events.Event(
+        topic=events.Topic.TASK,
+        kind=events.Kind.PROJECT_DELETED,
+        subject=project_id,
+        at=utcnow(),
+        actor_id=actor_id,
+        before=(project_id, None),
+        counts=counts,
+    )
+    deleted = _project_event(events.Kind.DELETED, project_id, actor_id, members=member_ids)
+    await events.publish(session, [tasks_gone, deleted])
+    return True
 
 
-async def add_member(*, session: AsyncSession, project_id: int, user_id: int) -> User:
+async def add_member(
+    *, session: AsyncSession, project_id: int, user_id: int, actor_id: int | None = None
+) -> User:
     """Make an active user a member: unknown or inactive is BAD_USER_INPUT, twice is CONFLICT."""
     user = await session.get(User, user_id)
     if user is None:
@@ -218,11 +293,17 @@ async def add_member(*, session: AsyncSession, project_id: int, user_id: int) ->
         raise Conflict(
             f"User {user_id} is already a member of project {project_id}.", field="user_id"
         ) from exc
+    added = _project_event(events.Kind.MEMBER_ADDED, project_id, actor_id, members=(user_id,))
+    await events.publish(session, [added])
     return user
 
 
-async def remove_member(*, session: AsyncSession, project_id: int, user_id: int) -> int:
-    """End a membership and unassign the user's tasks in the project; how many were unassigned."""
+async def remove_member(
+    *, session: AsyncSession, project_id: int, user_id: int, actor_id: int | None = None
+) -> int:
+    """End a membership and unassign the user's tasks in the project; how many were unassigned.
+
+    A MEMBER_REMOVED event and an UPDATED event per unassigned task go with the transaction."""
     if await session.get(User, user_id) is None:
         raise BadUserInput(f"No user has the id {user_id}.", field="user_id")
     removed = await session.execute(
@@ -234,9 +315,30 @@ async def remove_member(*, session: AsyncSession, project_id: int, user_id: int)
         raise BadUserInput(
             f"User {user_id} is not a member of project {project_id}.", field="user_id"
         )
+    at = utcnow()
     unassigned = await session.execute(
         sa.update(Task)
         .where(col(Task.project_id) == project_id, col(Task.assigned_to) == user_id)
-        .values(assigned_to=None, updated_at=utcnow())
+        .values(assigned_to=None, updated_at=at)
+        .returning(col(Task.id))
     )
-    return int(unassigned.rowcount)  # type: ignore[attr-defined]
+    task_ids = list(unassigned.scalars())
+    changed = [
+        events.Event(
+            topic=events.Topic.TASK,
+            kind=events.Kind.UPDATED,
+            subject=task_id,
+            at=at,
+            actor_id=actor_id,
+            fields=("assigneeId",),
+            before=(project_id, user_id),
+            after=(project_id, None),
+        )
+        for task_id in task_ids
+        if task_id is not None
+    ]
+    removed_event = _project_event(
+        events.Kind.MEMBER_REMOVED, project_id, actor_id, members=(user_id,)
+    )
+    await events.publish(session, [*changed, removed_event])
+    return len(task_ids)

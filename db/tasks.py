@@ -8,19 +8,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.errors import BadUserInput
-from db import counters, projects
+from db import counters, events, projects
 from db.counters import TaskFilter as TaskFilter  # re-exported: the filter of task lists
 from db.counters import task_conditions
 from db.models import TITLE_MAX, Project, Task, TaskStatus, User, utcnow
 from db.paging import (
     BY_ID,
     Joined,
+    Keyset,
     Nested,
     Page,
     PageRequest,
     SortKey,
+    after_conditions,
     fetch_nested_pages,
     fetch_page,
+    order_columns,
 )
 from db.records import PROJECT_SHAPE, TASK_SHAPE, USER_SHAPE, TaskRecord
 from db.scopes import ReadScope
@@ -43,6 +46,19 @@ _BY_PROJECT = Nested(
     id_column=col(Task.id),
     parent=col(Task.project_id),
     source=Task.__table__,  # type: ignore[attr-defined]
+)
+
+
+# The columns of an export, in the order of its CSV.
+EXPORT_COLUMNS = (
+    col(Task.id),
+    col(Task.project_id),
+    col(Task.title),
+    col(Task.description),
+    col(Task.status),
+    col(Task.assigned_to),
+    col(Task.created_at),
+    col(Task.updated_at),
 )
 
 
@@ -107,6 +123,32 @@ async def list_tasks(
     )
 
 
+async def export_rows(
+    *, session: AsyncSession, scope: ReadScope, task_filter: TaskFilter, request: PageRequest
+) -> tuple[list[Any], Keyset | None]:
+    """One keyset page of plain rows (EXPORT_COLUMNS) in the `tasks` list's scope, filter and
+    order, and the keyset to continue after it (None at the end)."""
+    sort = TASK_SORTS[request.sort]
+    query = (
+        sa.select(*EXPORT_COLUMNS)
+        .where(*task_conditions(scope, task_filter), *after_conditions(sort, col(Task.id), request))
+        .order_by(*order_columns(sort, col(Task.id), request.descending))
+        .limit(request.first)
+    )
+    rows = list((await session.execute(query)).all())
+    if len(rows) < request.first:
+        return rows, None
+    last = rows[-1]
+    return rows, Keyset(sort.value(last), last.id)
+
+
+async def count_tasks(*, session: AsyncSession, scope: ReadScope, task_filter: TaskFilter) -> int:
+    """How many tasks the scope may read match the filter (from the counters when they can)."""
+    return int(
+        (await session.execute(sa.select(counters.task_count(scope, task_filter)))).scalar_one()
+    )
+
+
 async def list_project_tasks(
     *, session: AsyncSession, scope: ReadScope, project_ids: Sequence[int], request: PageRequest
 ) -> dict[int, Page[Task]]:
@@ -144,7 +186,8 @@ async def create_task(
     assignee_id: int | None,
     created_by: int | None,
 ) -> Task:
-    """Insert a task after checking its project and assignee (BAD_USER_INPUT otherwise)."""
+    """Insert a task after checking its project and assignee (BAD_USER_INPUT otherwise); its
+    CREATED event goes with the transaction."""
     task = Task(
         project_id=project_id,
         title=clean_title(title),
@@ -161,14 +204,39 @@ async def create_task(
         )
     session.add(task)
     await session.flush()
+    assert task.id is not None
+    created = events.Event(
+        topic=events.Topic.TASK,
+        kind=events.Kind.CREATED,
+        subject=task.id,
+        at=task.created_at,
+        actor_id=created_by,
+        fields=tuple(EVENT_FIELDS.values()),
+        after=(project_id, assignee_id),
+    )
+    await events.publish(session, [created])
     return task
 
 
-async def update_task(*, session: AsyncSession, task_id: int, changes: TaskChanges) -> Task | None:
-    """Apply `changes` to a task (None when it is gone), keeping its assignee a member."""
+# A task's columns as events name them (the GraphQL field names).
+EVENT_FIELDS = {
+    "title": "title",
+    "description": "description",
+    "status": "status",
+    "assigned_to": "assigneeId",
+    "project_id": "projectId",
+}
+
+
+async def update_task(
+    *, session: AsyncSession, task_id: int, changes: TaskChanges, actor_id: int | None = None
+) -> Task | None:
+    """Apply `changes` to a task (None when it is gone), keeping its assignee a member; an
+    UPDATED event naming the fields whose values changed goes with the transaction."""
     task = await session.get(Task, task_id, with_for_update=True)
     if task is None:
         return None
+    before = (task.project_id, task.assigned_to)
     values: dict[str, Any] = dict(changes)
     if "title" in changes:
         values["title"] = clean_title(changes["title"])
@@ -177,11 +245,23 @@ async def update_task(*, session: AsyncSession, task_id: int, changes: TaskChang
     if "assignee_id" in values:
         values["assigned_to"] = values.pop("assignee_id")
     await _check_placement(session, task, changes)
+    changed = tuple(EVENT_FIELDS[n] for n, v in values.items() if getattr(task, n) != v)
     for name, value in values.items():
         setattr(task, name, value)
     task.updated_at = utcnow()
     session.add(task)
     await session.flush()
+    updated = events.Event(
+        topic=events.Topic.TASK,
+        kind=events.Kind.UPDATED,
+        subject=task_id,
+        at=task.updated_at,
+        actor_id=actor_id,
+        fields=changed,
+        before=before,
+        after=(task.project_id, task.assigned_to),
+    )
+    await events.publish(session, [updated])
     return task
 
 
@@ -199,7 +279,23 @@ async def _check_placement(session: AsyncSession, task: Task, changes: TaskChang
     )
 
 
-async def delete_task(*, session: AsyncSession, task_id: int) -> bool:
-    """Delete a task; False when there was none."""
-    result = await session.execute(sa.delete(Task).where(col(Task.id) == task_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+async def delete_task(*, session: AsyncSession, task_id: int, actor_id: int | None = None) -> bool:
+    """Delete a task; False when there was none. Its DELETED event goes with the transaction."""
+    result = await session.execute(
+        sa.delete(Task)
+        .where(col(Task.id) == task_id)
+        .returning(col(Task.project_id), col(Task.assigned_to))
+    )
+    row = result.one_or_none()
+    if row is None:
+        return False
+    deleted = events.Event(
+        topic=events.Topic.TASK,
+        kind=events.Kind.DELETED,
+        subject=task_id,
+        at=utcnow(),
+        actor_id=actor_id,
+        before=(row[0], row[1]),
+    )
+    await events.publish(session, [deleted])
+    return True

@@ -1,6 +1,7 @@
 """The per-request context: settings, a session factory, the caller, and DataLoaders."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,11 +12,14 @@ from strawberry.types import Info as StrawberryInfo
 from auth.services import Services
 from auth.sessions import Authenticator
 from auth.tokens import bearer_token
-from core.errors import Unauthenticated
+from core.errors import TooManySubscriptions, Unauthenticated
 from core.settings import Settings
 from db.engine import SessionFactory
+from db.events import Topic
+from db.listener import EventHub, Inbox, Wants
 from db.models import User
 from graph.loaders import Loaders
+from graph.observe import remember_user
 
 
 @dataclass
@@ -24,7 +28,9 @@ class Context(BaseContext):
     session_factory: SessionFactory
     authenticator: Authenticator
     loaders: Loaders
+    events: EventHub
     token: str | None = None
+    open_subscriptions: int = 0  # on this WebSocket connection
     _user: User | None = field(default=None, repr=False)
     _resolved: bool = field(default=False, repr=False)
 
@@ -38,6 +44,8 @@ class Context(BaseContext):
                 await self.authenticator.user_for_access_token(self.token) if self.token else None
             )
             self._resolved = True
+            if self._user is not None:
+                remember_user(self._user.id)
         return self._user
 
     async def require_user(self) -> User:
@@ -47,6 +55,23 @@ class Context(BaseContext):
                 "Authentication required: send an access token as `Authorization: Bearer <token>`."
             )
         return user
+
+    @asynccontextmanager
+    async def inbox(self, topics: Iterable[Topic], wants: Wants) -> AsyncIterator[Inbox]:
+        """A subscription's inbox of live events, within the per-connection and per-process
+        limits (TOO_MANY_SUBSCRIPTIONS beyond them)."""
+        limit = self.settings.subscriptions_per_connection
+        if self.open_subscriptions >= limit:
+            raise TooManySubscriptions(
+                f"A connection may hold at most {limit} subscriptions: complete one first."
+            )
+        self.open_subscriptions += 1
+        try:
+            queue_size = self.settings.event_queue_size
+            async with self.events.subscribe(topics, wants, queue_size=queue_size) as inbox:
+                yield inbox
+        finally:
+            self.open_subscriptions -= 1
 
     def set_token(self, token: str | None) -> None:
         """Use a token that arrived outside the HTTP headers (WebSocket connection_init)."""
@@ -71,6 +96,7 @@ def context_getter(services: Services) -> ContextGetter:
             session_factory=services.session_factory,
             authenticator=services.authenticator,
             loaders=Loaders(services.session_factory),
+            events=services.events,
             token=bearer_token(connection.headers.get("authorization")),
         )
 

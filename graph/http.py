@@ -38,6 +38,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from core.errors import RETRY_AFTER_SECONDS, Unauthenticated
+from graph import observe
 from graph.context import Context, connection_init_token
 from graph.errors import only_unavailable
 from graph.persisted import PersistedQueries, PersistedQueryError
@@ -371,6 +372,14 @@ class GraphQLHttp:
         return self._respond(request, context, bodies, 200, media, {})
 
     async def _one(self, request: Request, context: Context, params: Params) -> Outcome:
+        pending = observe.operation_started()
+        outcome = await self._operation(request, context, params)
+        errors = outcome.body.get("errors")
+        if errors and not pending.done:
+            observe.unrecorded(pending, errors[0].get("extensions", {}).get("code", ""))
+        return outcome
+
+    async def _operation(self, request: Request, context: Context, params: Params) -> Outcome:
         try:
             query = self.persisted.resolve(params.query, params.extensions)
         except PersistedQueryError as exc:

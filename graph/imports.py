@@ -1,5 +1,6 @@
 """CSV import: the importTasks upload, ImportJob queries, and the importJobProgress subscription."""
 
+import typing
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
@@ -8,8 +9,10 @@ import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
-from core.errors import BadUserInput, NotFound
+from core.errors import BadUserInput, Conflict, NotFound
 from db import imports, models
+from db.events import Topic
+from db.models import utcnow
 from db.paging import Keyset, Page, PageRequest
 from graph.context import Info
 from graph.pagination import (
@@ -48,7 +51,12 @@ class ImportJobType:
     rows_imported: int
     rows_failed: int
     message: str | None = strawberry.field(
-        description="Why the whole file failed, or what was ignored (extra columns)."
+        description="Why the whole file failed, what was ignored (extra columns), or how far a "
+        "cancelled job got."
+    )
+    dry_run: bool = strawberry.field(
+        description="Checked and reported only: no task was inserted (rowsImported counts the "
+        "rows a real run would import)."
     )
     created_by_id: strawberry.Private[int | None]
 
@@ -66,6 +74,7 @@ class ImportJobType:
             rows_imported=job.rows_imported,
             rows_failed=job.rows_failed,
             message=job.message,
+            dry_run=job.dry_run,
             created_by_id=job.created_by,
         )
 
@@ -151,7 +160,23 @@ class Mutation:
         description="Upload a CSV of tasks (GraphQL multipart request). Returns at once with a "
         "QUEUED job; follow it with importJob or the importJobProgress subscription.",
     )
-    async def import_tasks(self, info: Info, file: Upload) -> ImportJobType:
+    async def import_tasks(
+        self,
+        info: Info,
+        file: Upload,
+        dry_run: typing.Annotated[
+            bool,
+            strawberry.argument(
+                description="Check the whole file and build its error report, inserting nothing."
+            ),
+        ] = False,
+        allow_duplicate: typing.Annotated[
+            bool,
+            strawberry.argument(
+                description="Import even when an earlier job had the same bytes (else CONFLICT)."
+            ),
+        ] = False,
+    ) -> ImportJobType:
         upload: object = file
         if not isinstance(upload, UploadFile):
             raise BadUserInput("`file` must be a file part of a multipart request.", field="file")
@@ -163,7 +188,24 @@ class Mutation:
             chunks=_chunks(upload),
             file_name=upload.filename,
             created_by=user.id,
+            dry_run=dry_run,
+            allow_duplicate=allow_duplicate,
         )
+        return ImportJobType.from_model(job)
+
+    @strawberry.mutation(
+        permission_classes=[IsAdmin],
+        description="Cancel an import: a QUEUED job never starts; a RUNNING one stops after the "
+        "batch in flight, keeping what it committed, and ends CANCELLED. A finished job is "
+        "CONFLICT.",
+    )
+    async def cancel_import_job(self, info: Info, id: strawberry.ID) -> ImportJobType:
+        async with info.context.session_factory.begin() as session:
+            job = await imports.cancel_job(session=session, job_id=_job_id(id), now=utcnow())
+        if job is None:
+            raise NotFound("No import job has this id.", field="id")
+        if job.status in imports.FINISHED and job.status != models.ImportStatus.CANCELLED:
+            raise Conflict(f"The job has already finished ({job.status.value}).", field="id")
         return ImportJobType.from_model(job)
 
 
@@ -176,6 +218,12 @@ class Subscription:
     async def import_job_progress(
         self, info: Info, id: strawberry.ID
     ) -> AsyncGenerator[ImportJobType, None]:
-        interval = info.context.settings.import_progress_seconds
-        async for job in watch_job(info.context.session_factory, _job_id(id), interval=interval):
-            yield ImportJobType.from_model(job)
+        job_id = _job_id(id)
+        # Driven by the job's events; on SQLite also polled, for runners in other processes.
+        context = info.context
+        poll = (
+            None if context.events.crosses_processes else context.settings.import_progress_seconds
+        )
+        async with context.inbox([Topic.IMPORT], lambda e: e.subject == job_id) as inbox:
+            async for job in watch_job(context.session_factory, job_id, interval=poll, inbox=inbox):
+                yield ImportJobType.from_model(job)

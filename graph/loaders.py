@@ -69,6 +69,8 @@ class Loaders:
         self.membership_by_user_project = SharedLoader[PairKey, bool](load_fn=self._memberships)
         # (user id, other user id) -> do they share a project?
         self.shared_project_by_user_pair = SharedLoader[PairKey, bool](load_fn=self._shared)
+        # project id -> its members' ids (live events ask it once for all their subscribers)
+        self.member_ids_by_project = SharedLoader[int, frozenset[int]](load_fn=self._member_ids)
 
     async def _batch(
         self,
@@ -111,6 +113,11 @@ class Loaders:
             if assignee is not None and assignee.id is not None:
                 self.user_by_id.prime(assignee.id, assignee)
         return [found.get(i) for i in ids]
+
+    async def _member_ids(self, ids: Sequence[int]) -> list[frozenset[int]]:
+        async with self._session_factory() as session:
+            found = await projects.member_ids(session=session, project_ids=ids)
+        return [found[i] for i in ids]
 
     async def _members_by_project(self, keys: Sequence[ProjectPageKey]) -> list[Page[User]]:
         async def fetch(

@@ -187,9 +187,23 @@ class CanSeeUserDetails(BasePermission):
 class CanSeeRelatedUser(BasePermission):
     """On createdBy: the user shows only to callers who may see them (null otherwise)."""
 
+    attribute: ClassVar[str] = "created_by_id"
+
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         viewer = await info.context.current_user()
-        target_id: int | None = source.created_by_id
+        target_id: int | None = getattr(source, self.attribute)
         if viewer is None or target_id is None:
             return False
         return await _sees_user(info, viewer, target_id)
+
+
+class CanSeeActor(CanSeeRelatedUser):
+    """On a live event's actor: who made the change, for callers who may see them."""
+
+    attribute = "actor_id"
+
+
+class CanSeeEventMember(CanSeeRelatedUser):
+    """On a project event's member: the user added or removed, for callers who may see them."""
+
+    attribute = "member_id"

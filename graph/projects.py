@@ -244,9 +244,10 @@ class Mutation:
         permission_classes=[CanSeeInputProject, IsAdmin], description="Admins only."
     )
     async def update_project(self, info: Info, input: UpdateProjectInput) -> ProjectPayload:
+        user = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
             project = await projects.update_project(
-                session=session, project_id=input.id, changes=input.changes()
+                session=session, project_id=input.id, changes=input.changes(), actor_id=user.id
             )
         if project is None:
             raise NotFound(f"No project has the id {input.id}.", field="id")
@@ -258,8 +259,11 @@ class Mutation:
         description="Admins only. Deletes the project's tasks too.",
     )
     async def delete_project(self, info: Info, input: DeleteProjectInput) -> DeleteProjectPayload:
+        user = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
-            deleted = await projects.delete_project(session=session, project_id=input.id)
+            deleted = await projects.delete_project(
+                session=session, project_id=input.id, actor_id=user.id
+            )
         if not deleted:
             raise NotFound(f"No project has the id {input.id}.", field="id")
         return DeleteProjectPayload(deleted_id=input.id)
@@ -270,9 +274,13 @@ class Mutation:
     async def add_project_member(
         self, info: Info, input: ProjectMemberInput
     ) -> ProjectMemberPayload:
+        actor = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
             user = await projects.add_member(
-                session=session, project_id=input.project_id, user_id=input.user_id
+                session=session,
+                project_id=input.project_id,
+                user_id=input.user_id,
+                actor_id=actor.id,
             )
         return ProjectMemberPayload(
             project=await _project(info, input.project_id), user=UserType.from_model(user)
@@ -285,9 +293,13 @@ class Mutation:
     async def remove_project_member(
         self, info: Info, input: ProjectMemberInput
     ) -> RemoveProjectMemberPayload:
+        actor = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
             unassigned = await projects.remove_member(
-                session=session, project_id=input.project_id, user_id=input.user_id
+                session=session,
+                project_id=input.project_id,
+                user_id=input.user_id,
+                actor_id=actor.id,
             )
         user = await info.context.loaders.user_by_id.load(input.user_id)
         if user is None:

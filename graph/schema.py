@@ -1,5 +1,6 @@
 """Schema assembly: one Query/Mutation per domain module, merged, with the configured limits."""
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -7,12 +8,13 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from core.settings import Settings
-from graph import auth, imports, projects, tasks, users
+from graph import auth, events, exports, imports, observe, projects, tasks, users
 from graph.compiled.entry import CompiledReads
 from graph.compiled.runner import ReadPath
 from graph.context import Context
@@ -32,8 +34,9 @@ MUTATION_TYPES: tuple[type, ...] = (
     projects.Mutation,
     tasks.Mutation,
     imports.Mutation,
+    exports.Mutation,
 )
-SUBSCRIPTION_TYPES: tuple[type, ...] = (imports.Subscription,)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (imports.Subscription, events.Subscription)
 
 Query = merge_types("Query", QUERY_TYPES)
 Mutation = merge_types("Mutation", MUTATION_TYPES)
@@ -79,8 +82,11 @@ class TaskQLSchema(strawberry.Schema):
             and queries_allowed
             and isinstance(context_value, Context)
         ):
+            started = time.perf_counter()
             answer = await compiled.answer(query, variable_values, context_value, operation_name)
             if answer is not None:
+                if answer.errors is None:
+                    observe.compiled_answered(started)
                 return answer
         return await super().execute(
             query,
@@ -92,6 +98,31 @@ class TaskQLSchema(strawberry.Schema):
             operation_extensions=operation_extensions,
         )
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        results = await super().stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=allowed_operation_types,
+        )
+        if observe.counts_subscriptions() and query:
+            document = self.checks.valid_document(self._schema, query)
+            if observe.is_subscription(document, operation_name):
+                return observe.counted_subscription(results)
+        return results
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -102,7 +133,12 @@ def build_schema(settings: Settings) -> TaskQLSchema:
     """The schema with the limits, caches and masking that `settings` ask for."""
     # Factories, not instances: Strawberry builds fresh extensions for every operation.
     checks = query_checks(settings)
-    extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors, checks.extension]
+    # ObserveOperations first: its operation hook ends last, after masking and coding errors.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        observe.ObserveOperations,
+        MaskUnexpectedErrors,
+        checks.extension,
+    ]
     schema = TaskQLSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )

@@ -264,9 +264,10 @@ class Mutation:
         description="Change a task: its assignee may change title, description and status.",
     )
     async def update_task(self, info: Info, input: UpdateTaskInput) -> TaskPayload:
+        user = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
             task = await tasks.update_task(
-                session=session, task_id=input.id, changes=input.changes()
+                session=session, task_id=input.id, changes=input.changes(), actor_id=user.id
             )
         if task is None:
             raise NotFound(f"No task has the id {input.id}.", field="id")
@@ -275,8 +276,9 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[CanSeeInputTask, IsAdmin], description="Admins only.")
     async def delete_task(self, info: Info, input: DeleteTaskInput) -> DeleteTaskPayload:
+        user = await info.context.require_user()
         async with info.context.session_factory.begin() as session:
-            deleted = await tasks.delete_task(session=session, task_id=input.id)
+            deleted = await tasks.delete_task(session=session, task_id=input.id, actor_id=user.id)
         if not deleted:
             raise NotFound(f"No task has the id {input.id}.", field="id")
         info.context.loaders.task_by_id.clear(input.id)

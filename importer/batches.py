@@ -28,6 +28,7 @@ class LoadBatch:
     offset: int
     line: int
     now: datetime
+    dry_run: bool = False  # check and report only: the tasks are not inserted
 
 
 def read_batch(source: CsvSource, header: Header, size: int) -> ParsedBatch:
@@ -54,7 +55,12 @@ def stored_cells(cells: list[str]) -> str:
 
 
 def split_batch(
-    batch: ParsedBatch, refs: References, job_id: str, created_by: int | None, now: datetime
+    batch: ParsedBatch,
+    refs: References,
+    job_id: str,
+    created_by: int | None,
+    now: datetime,
+    dry_run: bool = False,
 ) -> LoadBatch:
     """Finish validation and build the rows to load (blocking: runs in a thread)."""
     tasks: list[TaskRow] = []
@@ -68,17 +74,18 @@ def split_batch(
             (row.project_id, row.title, row.description, row.status.value, row.assignee_id,
              created_by, now, now)
         )  # fmt: skip
-    return LoadBatch(tasks, errors, batch.offset, batch.line, now)
+    return LoadBatch(tasks, errors, batch.offset, batch.line, now, dry_run)
 
 
 async def commit_batch(
     session_factory: SessionFactory, job_id: str, lease: str, load: LoadBatch
-) -> None:
-    """The batch's tasks, its error rows and the job's checkpoint, in one transaction."""
+) -> bool:
+    """The batch's tasks, its error rows and the job's checkpoint, in one transaction. Whether
+    an admin has asked to cancel the job (it stops after this batch)."""
     async with session_factory() as session, session.begin():
         await imports.relax_commit_durability(session=session)
         # The fenced checkpoint goes first: it locks the job row and proves the lease.
-        await imports.advance(
+        cancelled = await imports.advance(
             session=session,
             job_id=job_id,
             lease=lease,
@@ -88,5 +95,7 @@ async def commit_batch(
             line=load.line,
             now=load.now,
         )
-        await imports.insert_tasks(session=session, rows=load.tasks)
+        if not load.dry_run:
+            await imports.insert_tasks(session=session, rows=load.tasks)
         await imports.insert_row_errors(session=session, rows=load.errors)
+    return cancelled

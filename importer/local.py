@@ -30,6 +30,8 @@ async def import_file(
     path: Path,
     admin_email: str,
     on_progress: ProgressCallback | None = None,
+    dry_run: bool = False,
+    allow_duplicate: bool = False,
 ) -> ImportJob:
     """Store the file, run its job here to the end, and return the finished job."""
     admin = await importing_admin(session_factory, admin_email)
@@ -42,6 +44,8 @@ async def import_file(
         file_name=path.name,
         created_by=admin.id,
         lease=lease,
+        dry_run=dry_run,
+        allow_duplicate=allow_duplicate,
     )
     runner = ImportRunner(session_factory, settings, on_progress=on_progress)
     await runner.process(job, lease)

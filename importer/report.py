@@ -18,17 +18,12 @@ from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
 from db.models import ImportJob
+from importer.cells import neutralise
 
 PAGE_ROWS = 1000
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Columns the report adds; an upload that already has them (a re-uploaded report) loses its old
 # ones, so the report never carries two columns of the same name.
 REPORT_COLUMNS = ("row", "error")
-
-
-def neutralise(cell: str) -> str:
-    """Keep spreadsheets from running a cell as a formula: prefix a quote to risky starts."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def report_file_name(job: ImportJob) -> str:

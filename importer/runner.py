@@ -19,6 +19,7 @@ from datetime import timedelta
 import aiofiles.os
 import anyio
 
+from core import metrics, tracing
 from core.settings import Settings
 from db import imports
 from db.engine import SessionFactory
@@ -32,6 +33,24 @@ from importer.storage import remove_quietly, stored_path
 logger = logging.getLogger("taskql.importer")
 
 GIVE_UP_MESSAGE = "The import stopped after {n} attempts; the server log has the errors."
+
+
+class JobCancelled(Exception):
+    """An admin cancelled the job: stop here, keeping what was committed (`job` counts it)."""
+
+    def __init__(self, job: ImportJob) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
+def cancel_message(job: ImportJob) -> str:
+    """How far a cancelled job got."""
+    total = "?" if job.rows_total is None else f"{job.rows_total:,}"
+    done = "checked" if job.dry_run else "imported"
+    return (
+        f"Cancelled after {job.rows_processed:,} of {total} rows "
+        f"({job.rows_imported:,} {done}, {job.rows_failed:,} rejected)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +108,26 @@ def scan_message(scan: Scan) -> str | None:
     return " ".join(notes) or None
 
 
+# The idle waits of this process's runners (run_forever), each created in its runner's loop.
+_WAKERS: set[asyncio.Event] = set()
+
+
+def wake_runners() -> None:
+    """A job was just queued in this process: its idle runners claim it now, not at their next
+    poll (runners elsewhere still poll)."""
+    for wake in list(_WAKERS):
+        wake.set()
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class ImportRunner:
     """Works the queue of import jobs; several may run, in one process or many."""
 
@@ -104,16 +143,22 @@ class ImportRunner:
         self.on_progress = on_progress
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Claim and process jobs until `stop` is set; idle polls wait `import_poll_seconds`."""
-        while not stop.is_set():
-            try:
-                worked = await self.run_once()
-            except Exception as exc:
-                _log_failure("import runner: claiming a job failed", exc)
-                worked = False
-            if not worked:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.import_poll_seconds)
+        """Claim and process jobs until `stop` is set; idle polls wait `import_poll_seconds`,
+        or less when a job is queued in this process (wake_runners)."""
+        wake = asyncio.Event()
+        _WAKERS.add(wake)
+        try:
+            while not stop.is_set():
+                wake.clear()  # before claiming: a job queued from here on wakes the wait below
+                try:
+                    worked = await self.run_once()
+                except Exception as exc:
+                    _log_failure("import runner: claiming a job failed", exc)
+                    worked = False
+                if not worked:
+                    await _first_of(stop, wake, seconds=self.settings.import_poll_seconds)
+        finally:
+            _WAKERS.discard(wake)
 
     async def run_until_idle(self) -> int:
         """Process jobs until none is claimable; the number processed."""
@@ -133,11 +178,15 @@ class ImportRunner:
             )
         if job is None:
             return False
+        if job.cancel_requested_at is not None:  # cancelled while its runner was gone
+            await self._finish(job, lease, ImportStatus.CANCELLED, cancel_message(job))
+            return True
         if job.attempts > self.settings.import_max_attempts:
             message = GIVE_UP_MESSAGE.format(n=job.attempts - 1)
             await self._finish(job, lease, ImportStatus.FAILED, message)
             return True
-        await self.process(job, lease)
+        with tracing.span("import.job", job_id=job.id, attempt=job.attempts):
+            await self.process(job, lease)
         return True
 
     async def process(self, job: ImportJob, lease: str) -> None:
@@ -148,6 +197,9 @@ class ImportRunner:
             await self._work(job, lease)
         except FileProblem as problem:
             await self._finish(job, lease, ImportStatus.FAILED, str(problem))
+        except JobCancelled as cancelled:
+            message = cancel_message(cancelled.job)
+            await self._finish(cancelled.job, lease, ImportStatus.CANCELLED, message)
         except LeaseLost:
             logger.warning("import job %s: taken over by another runner; stopping", job.id)
         except asyncio.CancelledError:
@@ -170,6 +222,8 @@ class ImportRunner:
         if job.rows_total is None:
             scan = await anyio.to_thread.run_sync(scan_file, path)
             job = await self._record_scan(job, lease, scan)
+            if job.cancel_requested_at is not None:
+                raise JobCancelled(job)
         header = parse_header(json.loads(job.header or "[]"))
         with CsvSource(path, offset=job.checkpoint_offset, line=job.checkpoint_line) as source:
             await self._load_all(job, lease, source, header)
@@ -204,11 +258,16 @@ class ImportRunner:
                 if load is None:
                     return
                 pending = asyncio.ensure_future(self._prepare(job, source, header))
-                await batches.commit_batch(self.sessions, job.id, lease, load)
+                rows = len(load.tasks) + len(load.errors)
+                with tracing.span("import.batch", job_id=job.id, rows=rows):
+                    cancelled = await batches.commit_batch(self.sessions, job.id, lease, load)
+                _count_rows(len(load.tasks), len(load.errors))
                 job.rows_processed += len(load.tasks) + len(load.errors)
                 job.rows_imported += len(load.tasks)
                 job.rows_failed += len(load.errors)
                 self._report(job)
+                if cancelled:
+                    raise JobCancelled(job)
         finally:
             if not pending.done():
                 pending.cancel()
@@ -224,7 +283,13 @@ class ImportRunner:
             return None
         refs = await batches.lookup(self.sessions, parsed)
         split = functools.partial(
-            batches.split_batch, parsed, refs, job.id, job.created_by, utcnow()
+            batches.split_batch,
+            parsed,
+            refs,
+            job.id,
+            job.created_by,
+            utcnow(),
+            job.dry_run,
         )
         return await anyio.to_thread.run_sync(split)
 
@@ -249,6 +314,8 @@ class ImportRunner:
                 message=bounded_message(message),
             )
         await remove_quietly(stored_path(self.settings.upload_dir, job.stored_name))
+        if metrics.ON:
+            metrics.import_jobs_finished.labels(status.value).inc()
         logger.info(
             "import job %s: %s (%d imported, %d failed)%s",
             job.id,
@@ -282,11 +349,19 @@ class ImportRunner:
                     await imports.heartbeat(
                         session=session, job_id=job_id, lease=lease, now=utcnow()
                     )
+                if metrics.ON:
+                    metrics.import_heartbeats.inc()
             except LeaseLost:
                 return
             except Exception as exc:
                 outage = is_outage(exc)
                 logger.warning("import job %s: heartbeat failed", job_id, exc_info=not outage)
+
+
+def _count_rows(imported: int, failed: int) -> None:
+    if metrics.ON:
+        metrics.import_rows.labels("imported").inc(imported)
+        metrics.import_rows.labels("failed").inc(failed)
 
 
 def _log_failure(message: str, exc: Exception) -> None:

@@ -1,6 +1,7 @@
 """Uploaded files on disk: server-chosen names under the upload directory, size-limited writes."""
 
 import contextlib
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -43,6 +44,7 @@ class StoredFile:
     job_id: str
     stored_name: str
     size_bytes: int
+    sha256: str  # of the bytes, hex: the duplicate guard compares it
 
 
 def stored_path(upload_dir: Path, stored_name: str) -> Path:
@@ -65,6 +67,7 @@ async def store_upload(
     final = stored_path(upload_dir, stored_name)
     partial = final.with_suffix(".part")
     size = 0
+    digest = hashlib.sha256()
     try:
         async with aiofiles.open(partial, "xb") as out:
             async for chunk in chunks:
@@ -73,12 +76,15 @@ async def store_upload(
                     raise BadUserInput(
                         f"The file is larger than the limit of {max_bytes} bytes.", field="file"
                     )
+                digest.update(chunk)
                 await out.write(chunk)
         await aiofiles.os.replace(partial, final)
     except BaseException:
         await remove_quietly(partial)
         raise
-    return StoredFile(job_id=job_id, stored_name=stored_name, size_bytes=size)
+    return StoredFile(
+        job_id=job_id, stored_name=stored_name, size_bytes=size, sha256=digest.hexdigest()
+    )
 
 
 async def remove_quietly(path: Path) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from db.imports import References
 from db.models import DESCRIPTION_MAX, TITLE_MAX, TaskStatus
 from db.text import has_visible
+from importer.cells import restore
 from importer.reader import Header, Record
 
 ID_MAX = 2**31 - 1  # the database's INTEGER
@@ -112,7 +113,7 @@ def _check_cells(
             if raw_project.strip()
             else "project_id is required"
         )
-    title = raw_title.strip()
+    title = restore(raw_title.strip())
     if not title or len(title) > TITLE_MAX:
         reasons.append(
             f"title has {len(title)} characters, the limit is {TITLE_MAX}"
@@ -121,7 +122,7 @@ def _check_cells(
         )
     elif not has_visible(title):
         reasons.append("title has no visible character (only spaces or invisible ones)")
-    description = raw_description.strip()
+    description = restore(raw_description.strip())
     if len(description) > DESCRIPTION_MAX:
         reasons.append(
             f"description has {len(description)} characters, the limit is {DESCRIPTION_MAX}"

@@ -7,6 +7,7 @@ from functools import partial
 
 import anyio
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,11 +24,16 @@ from graph.http import GraphQLHttp, TaskQLRouter
 from graph.persisted import PersistedQueries, PersistedQueryFileError, load_allow_list
 from graph.schema import TaskQLSchema, build_schema
 from importer.runner import background_runner, settle_heap
-from taskql import ide, reports
+from taskql import exports, ide, observe, reports
 from taskql.cors import GraphQLCORSMiddleware
 from taskql.csrf import MultipartCsrfGuard
 from taskql.front import CompiledReadsFront
-from taskql.http_errors import http_exception_answer, outage_answer, unavailable_answer
+from taskql.http_errors import (
+    http_exception_answer,
+    invalid_parameters_answer,
+    outage_answer,
+    unavailable_answer,
+)
 from taskql.limits import BodySizeLimitMiddleware
 from taskql.request_id import RequestIdMiddleware
 
@@ -53,10 +59,12 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         # Each request leaves many short-lived objects; frozen, the start-up heap (schema,
         # models, modules) is no longer walked by the collections they trigger.
         settle_heap()
+        await services.events.start()  # PostgreSQL: LISTEN before the first subscriber comes
         try:
             async with background_runner(services.session_factory, settings):
                 yield
         finally:
+            await services.events.stop()
             await services.engine.dispose()
 
     app = FastAPI(
@@ -64,7 +72,10 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        exception_handlers={HTTPException: http_exception_answer},
+        exception_handlers={
+            HTTPException: http_exception_answer,
+            RequestValidationError: invalid_parameters_answer,
+        },
     )
     for outage in OUTAGE_BASES:  # a database outage is 503 SERVICE_UNAVAILABLE, not a bug's 500
         app.add_exception_handler(outage, outage_answer)
@@ -83,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     )
     app.include_router(graphql, prefix="/graphql")
     app.include_router(reports.router)
+    app.include_router(exports.router)
     app.include_router(ide.router)
     add_health_routes(app, services)
 
@@ -102,6 +114,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     app.add_middleware(MultipartCsrfGuard, path_prefix="/graphql")
     if settings.cors_origins:
         app.add_middleware(GraphQLCORSMiddleware, allow_origins=settings.cors_origins)
+    observe.setup(app, settings, services)  # metrics, the request span, log facts
     app.add_middleware(RequestIdMiddleware)
     return app
 

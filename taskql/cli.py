@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from core import logs
 from core.errors import TaskQLError
 from core.settings import Settings
 from taskql.startup import ready_settings, settings_or_exit
@@ -24,10 +25,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ready_settings()
     # Workers are separate processes: a development secret made up here must reach all of them.
     os.environ["JWT_SECRET_KEY"] = settings.jwt_secret_key
-    print(f"TaskQL: GraphiQL at http://{args.host}:{args.port}/graphql", file=sys.stderr)
+    logging.getLogger("taskql").info("GraphiQL at http://%s:%d/graphql", args.host, args.port)
     log_level = settings.log_level.lower()
+    logs.configure(settings.log_level, settings.log_format)
+    if not args.access_log:  # the per-operation access lines too (slow ones are still warned of)
+        logging.getLogger("taskql.access").setLevel(logging.WARNING)
     if args.workers > 1 and not args.reload and workers.supported():
-        return workers.serve(args.host, args.port, args.workers, log_level, args.access_log)
+        return workers.serve(
+            args.host,
+            args.port,
+            args.workers,
+            workers.Logging(log_level, settings.log_format, args.access_log),
+            metrics=settings.metrics != "off",
+        )
     uvicorn.run(
         "taskql.app:create_app",
         factory=True,
@@ -37,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=log_level,
         access_log=args.access_log,
         reload=args.reload,
+        # Our handlers (LOG_FORMAT), set up above; a reloading child process has only uvicorn's.
+        log_config=uvicorn.config.LOGGING_CONFIG if args.reload else None,
     )
     return 0
 
@@ -144,11 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    json_lines = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), "json" if json_lines else "text")
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     return handler(args)

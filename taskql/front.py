@@ -10,6 +10,7 @@ same store the router uses. When the database is down or timed out, the door ans
 SERVICE_UNAVAILABLE with `Retry-After` itself: the executor would only wait for it again.
 """
 
+import time
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from graph.compiled.entry import HEADER, TRIED, UNAVAILABLE, CompiledReads, Http
 from graph.compiled.runner import COMPILED
 from graph.errors import unavailable_error
 from graph.http import CONTENT_TYPES, negotiate
+from graph.observe import REQUEST_ERROR, compiled_answered, finished
 from graph.persisted import PersistedQueries, PersistedQueryError
 
 JSON_TYPES = (b"application/json",)
@@ -88,10 +90,13 @@ class CompiledReadsFront:
         body, complete = await _read_body(receive)
         if not complete:  # the client went away
             return
+        started = time.perf_counter()
         try:
             answer = await self._answer(scope, body)
         except ServiceUnavailable:
             await self._unavailable(send, media)
+            seconds = time.perf_counter() - started
+            finished(None, "query", REQUEST_ERROR, "SERVICE_UNAVAILABLE", seconds, "compiled")
             return
         if answer is None:
             await self.app(scope, _replaying(body, receive), send)
@@ -118,6 +123,7 @@ class CompiledReadsFront:
         return negotiate(accept.decode("latin-1") if accept is not None else None)
 
     async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+        started = time.perf_counter()
         try:
             query, variables, name = _request_fields(body, self.persisted)
         except _NotPlain:
@@ -135,7 +141,9 @@ class CompiledReadsFront:
         if data is None:
             scope[TRIED] = reason
             return None
-        return orjson.dumps({"data": data})
+        answer = orjson.dumps({"data": data})
+        compiled_answered(started)
+        return answer
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

@@ -1,4 +1,5 @@
-"""`taskql worker` (standalone import runners) and `taskql import FILE.csv` (one import, here)."""
+"""`taskql worker` (standalone import runners), `taskql import FILE.csv` (one import, here) and
+`taskql export` (the tasks as CSV)."""
 
 import argparse
 import asyncio
@@ -58,8 +59,9 @@ async def _worker(settings: "Settings", count: int, until_idle: bool) -> int:
 class ProgressBar:
     """A one-line progress bar on a terminal; occasional plain lines elsewhere."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, *, rejected: bool = True) -> None:
         self.out = out
+        self.rejected = rejected
         self.tty = out.isatty()
         self.last_tenth = -1
 
@@ -69,8 +71,10 @@ class ProgressBar:
         filled = int(share * BAR_WIDTH)
         text = (
             f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {share:4.0%}  "
-            f"{progress.processed:,}/{total:,} rows, {progress.failed:,} rejected"
+            f"{progress.processed:,}/{total:,} rows"
         )
+        if self.rejected:
+            text += f", {progress.failed:,} rejected"
         if self.tty:
             print(f"\r{text}", end="", file=self.out, flush=True)
         elif int(share * 10) != self.last_tenth:
@@ -96,13 +100,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         sys.exit(f"taskql: no such file: {path}")
     try:
-        job = asyncio.run(_import(settings, path, email, args.report))
+        job = asyncio.run(_import(settings, path, email, args))
     except TaskQLError as exc:
         sys.exit(f"taskql: {exc.message}")
     return 0 if job.status == ImportStatus.SUCCEEDED else 1
 
 
-async def _import(settings: "Settings", path: Path, email: str, report: str | None) -> "ImportJob":
+async def _import(
+    settings: "Settings", path: Path, email: str, args: argparse.Namespace
+) -> "ImportJob":
     from db.engine import make_engine, make_session_factory
     from importer.local import import_file
 
@@ -116,9 +122,11 @@ async def _import(settings: "Settings", path: Path, email: str, report: str | No
             path=path,
             admin_email=email,
             on_progress=bar,
+            dry_run=args.dry_run,
+            allow_duplicate=args.allow_duplicate,
         )
         bar.close()
-        await _summarise(sessions, job, report)
+        await _summarise(sessions, job, args.report)
         return job
     finally:
         await engine.dispose()
@@ -127,7 +135,8 @@ async def _import(settings: "Settings", path: Path, email: str, report: str | No
 async def _summarise(sessions: "SessionFactory", job: "ImportJob", report: str | None) -> None:
     from importer.report import report_file_name, write_report
 
-    print(f"Import {job.id}: {job.status.value}")
+    dry = " (dry run: nothing inserted)" if job.dry_run else ""
+    print(f"Import {job.id}: {job.status.value}{dry}")
     if job.message:
         print(f"  {job.message}")
     print(f"  {job.rows_imported:,} tasks imported, {job.rows_failed:,} rows rejected")
@@ -151,4 +160,78 @@ def add_import_commands(sub: Any) -> None:
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--as", dest="as_email", help="the admin recorded as the uploader")
     imp.add_argument("--report", help="where to write the error report (<name>_errors.csv)")
+    imp.add_argument(
+        "--dry-run", action="store_true", help="check the file and report, inserting nothing"
+    )
+    imp.add_argument(
+        "--allow-duplicate", action="store_true", help="import bytes an earlier job imported"
+    )
     imp.set_defaults(handler=cmd_import)
+
+    exp = sub.add_parser("export", help="export tasks as CSV (the import's columns), with a bar")
+    exp.add_argument("--as", dest="as_email", help="whose tasks: all for an admin (default "
+                     "TASKQL_ADMIN_EMAIL), the tasks assigned to them for a user")  # fmt: skip
+    exp.add_argument("--output", "-o", default="tasks.csv", help="the file to write (tasks.csv)")
+    exp.add_argument("--project-id", type=int)
+    exp.add_argument("--status", help="any of PENDING,IN_PROGRESS,DONE, comma-separated")
+    exp.add_argument("--assignee-id", type=int)
+    exp.add_argument("--unassigned", choices=("true", "false"))
+    exp.add_argument("--search")
+    exp.add_argument("--order-by", choices=("ID", "CREATED_AT", "UPDATED_AT", "TITLE", "STATUS"))
+    exp.add_argument("--direction", choices=("ASC", "DESC"))
+    exp.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`taskql export`: the tasks a user may read, to a CSV file, with a progress bar."""
+    from core.errors import TaskQLError
+    from importer.export import ExportSpec
+
+    settings = ready_settings()
+    email = args.as_email or settings.admin_email
+    if not email:
+        sys.exit("taskql: name the exporting user with --as EMAIL (or TASKQL_ADMIN_EMAIL)")
+    names = {"project_id": "projectId", "status": "status", "assignee_id": "assigneeId",
+             "unassigned": "unassigned", "search": "search", "order_by": "orderBy",
+             "direction": "direction"}  # fmt: skip
+    params = {q: str(getattr(args, a)) for a, q in names.items() if getattr(args, a) is not None}
+    try:
+        spec = ExportSpec.from_params(params)
+        rows = asyncio.run(_export(settings, email, spec, Path(args.output)))
+    except TaskQLError as exc:
+        sys.exit(f"taskql: {exc.message}")
+    print(f"Exported {rows:,} tasks to {args.output}")
+    return 0
+
+
+async def _export(settings: "Settings", email: str, spec: Any, path: Path) -> int:
+    from core.errors import BadUserInput
+    from db import users
+    from db.engine import make_engine, make_session_factory
+    from importer.export import count_export, export_chunks, export_scope
+    from importer.runner import Progress
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_session_factory(engine)
+        async with sessions() as session:
+            user = await users.get_user_by_email(session=session, email=email)
+        if user is None or not user.is_active:
+            raise BadUserInput(f"{email} is not an active user", field="as_email")
+        scope = export_scope(user)
+        total = await count_export(sessions, scope, spec)
+        bar = ProgressBar(sys.stderr, rejected=False)
+        written = 0
+
+        def advance(rows: int) -> None:
+            nonlocal written
+            written += rows
+            bar(Progress("export", written, written, 0, total))
+
+        with path.open("w", encoding="utf-8", newline="") as out:
+            async for chunk in export_chunks(sessions, scope, spec, on_rows=advance):
+                out.write(chunk)
+        bar.close()
+        return written
+    finally:
+        await engine.dispose()

@@ -8,7 +8,8 @@ This file holds fixtures and hooks only; test modules import helpers from tests/
 """
 
 import functools
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,22 @@ from tests.support.database import (
     truncate_all,
 )
 from tests.support.graphql import Gql, post_graphql
+from tests.support.logscan import SecretScan
 from tests.support.world import ImportWorld, World, build_import_world, build_world
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs() -> Iterator[SecretScan]:
+    """Every log record of the run, at INFO and above, formatted as the server would write it:
+    none may show a password, a token or an Authorization value (README: Operating)."""
+    scan, root = SecretScan(), logging.getLogger()
+    level = root.level
+    root.addHandler(scan)
+    root.setLevel(min(level, logging.INFO) or logging.INFO)
+    yield scan
+    root.removeHandler(scan)
+    root.setLevel(level)
+    assert not scan.leaks, "secrets in log lines:\n" + "\n".join(scan.leaks[:20])
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -143,11 +143,20 @@ def test_urql_6_queries_pages_mutates_and_subscribes(node: str, served: str) -> 
     summary = run_client(node, served, "urql.mjs")
     assert summary["me"] == ADMIN_EMAIL
     assert summary["paging"] == {"pages": 3, "ids": 5, "distinct": 5}
-    # me and three pages as GET; createProject, five createTask and the upload as POST.
-    assert summary["httpMethods"] == {"GET": 4, "POST": 7}
+    # me and three pages as GET; createProject, five createTask, the upload and the updateTask
+    # pokes of the events part as POST.
+    assert summary["httpMethods"]["GET"] == 4
     assert summary["subscription"]["status"] == "SUCCEEDED"
     assert summary["subscription"]["rowsImported"] == 2
     assert summary["report"]["row"] == 3
+    assert summary["events"] == {"kind": "UPDATED", "changedFields": ["title"]}
+    assert summary["httpMethods"]["POST"] >= 8  # and the updateTask pokes
+
+
+def test_apollo_receives_task_events_over_graphql_ws(node: str, served: str) -> None:
+    summary = run_client(node, served, "apollo.mjs", "events")
+    assert summary["events"]["kind"] == "UPDATED"
+    assert summary["events"]["changedFields"] == ["title"]
 
 
 def test_graphql_http_audit_passes_every_check(node: str, served: str) -> None:

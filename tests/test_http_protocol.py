@@ -432,6 +432,10 @@ async def test_other_paths_and_rest_refusals_are_coded_json(client: httpx.AsyncC
     assert_error(await client.get("/no/such/path"), 404, "NOT_FOUND")
     assert_error(await client.post("/healthz"), 405, "METHOD_NOT_ALLOWED")
     assert_error(await client.get("/imports/1/errors.csv"), 401, "UNAUTHENTICATED")
+    body = assert_error(
+        await client.get("/imports/1/errors.csv?expires=soon&signature=x"), 400, "BAD_REQUEST"
+    )
+    assert "expires" in body["errors"][0]["message"]
 
 
 async def test_graphiql_is_served_only_when_turned_on(

@@ -34,7 +34,9 @@ async def _imported(
     content: str = SEED_CSV,
     filename: str = "tasks.csv",
 ) -> str:
-    job_id = await upload_job(client, content.encode(), token=token, filename=filename)
+    job_id = await upload_job(
+        client, content.encode(), token=token, filename=filename, allow_duplicate=True
+    )
     await run_queue(session_factory, settings)
     return job_id
 

@@ -152,7 +152,9 @@ async def test_the_original_file_name_is_only_sanitised_metadata(
         "a;b|c*d.CSV": "a_b_c_d.CSV",
     }
     for original, shown in names.items():
-        job_id = await upload_job(client, SEED_CSV.encode(), token=admin_token, filename=original)
+        job_id = await upload_job(
+            client, SEED_CSV.encode(), token=admin_token, filename=original, allow_duplicate=True
+        )
         job = await job_row(session_factory, job_id)
         assert job.file_name == shown
         assert job.stored_name == f"{job_id}.csv"
@@ -169,7 +171,9 @@ async def test_import_jobs_are_a_connection_for_admins(
     token_for: TokenFor,
 ) -> None:
     ids = [
-        await upload_job(client, SEED_CSV.encode(), token=admin_token, filename=f"f{i}.csv")
+        await upload_job(
+            client, SEED_CSV.encode(), token=admin_token, filename=f"f{i}.csv", allow_duplicate=True
+        )
         for i in range(3)
     ]
     first = (await gql(IMPORT_JOBS, {"first": 2}, token=admin_token)).ok()["importJobs"]

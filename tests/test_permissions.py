@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from db import imports
+from db.engine import SessionFactory
+from db.models import utcnow
 from tests.support.accounts import DEFAULT_PASSWORD
 from tests.support.graphql import Gql
 from tests.support.world import ROLES, World, pk
@@ -60,12 +63,30 @@ async def own_refresh_token(world: World, gql: Gql, role: str) -> dict[str, Any]
     return {"input": {"refreshToken": await _refresh_token(gql, email)}}
 
 
+QUEUED_JOB_ID = "00000000-0000-4000-8000-000000000001"
+
+
+async def queued_import_job(session_factory: SessionFactory) -> None:
+    async with session_factory.begin() as session:
+        await imports.create_job(
+            session=session,
+            job_id=QUEUED_JOB_ID,
+            file_name="tasks.csv",
+            stored_name=f"{QUEUED_JOB_ID}.csv",
+            size_bytes=0,
+            created_by=None,
+            now=utcnow(),
+        )
+
+
 @dataclass(frozen=True)
 class Operation:
     label: str  # the README row
     document: str
     variables: Variables
     expect: dict[str, Outcome]
+    # Rows the operation needs beyond the world, written before it runs.
+    prepare: Callable[[SessionFactory], Awaitable[None]] | None = None
 
     @property
     def field(self) -> str:
@@ -238,6 +259,19 @@ OPERATIONS = [
         own_refresh_token,
         by_role(U, OK, OK, OK, OK),
     ),
+    Operation(
+        "cancelImportJob (a queued job)",
+        "mutation($id: ID!) { cancelImportJob(id: $id) { status } }",
+        static(lambda w: {"id": QUEUED_JOB_ID}),
+        by_role(U, F, F, F, OK),
+        prepare=queued_import_job,
+    ),
+    Operation(
+        "exportTasks",
+        "mutation { exportTasks { url } }",
+        static(lambda w: {}),
+        by_role(U, OK, OK, OK, OK),
+    ),
 ]
 
 
@@ -249,7 +283,11 @@ CELLS = [pytest.param(op, role, id=cell_id(op, role)) for op in OPERATIONS for r
 
 
 @pytest.mark.parametrize(("operation", "role"), CELLS)
-async def test_cell(gql: Gql, world: World, operation: Operation, role: str) -> None:
+async def test_cell(
+    gql: Gql, world: World, session_factory: SessionFactory, operation: Operation, role: str
+) -> None:
+    if operation.prepare is not None:
+        await operation.prepare(session_factory)
     variables = await operation.variables(world, gql, role)
     result = await gql(operation.document, variables, token=world.token(role))
     expected = operation.expect[role]

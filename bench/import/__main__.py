@@ -168,7 +168,7 @@ async def import_through_server(client: httpx.AsyncClient, token: str, csv_path:
     while True:
         query = {"query": JOB, "variables": {"id": job_id}}
         job = (await client.post("/graphql", json=query, headers=headers)).json()["data"]
-        if job["importJob"]["status"] in ("SUCCEEDED", "FAILED"):
+        if job["importJob"]["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
             return Result(uploaded, time.perf_counter() - start, job["importJob"])
         await asyncio.sleep(0.1)
 

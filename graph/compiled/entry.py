@@ -26,6 +26,7 @@ from graph.compiled.runner import COMPILED, ReadPath
 from graph.context import Context
 from graph.errors import log_outage, unavailable_error
 from graph.limits import QueryChecks
+from graph.observe import name_operation, remember_user
 
 logger = logging.getLogger("taskql.compiled")
 
@@ -124,9 +125,11 @@ class CompiledReads:
         if caller is None or caller.id is None:
             return None, "no caller"
         self.path.remember(caller, claims.version)
+        remember_user(caller.id)
         document = self.checks.valid_document(self.path.graphql, query)
         if document is None:
             return None, "the document has errors to report"
+        name_operation(operation_name, document)
         try:
             plan, coerced = self.path.plan(query, document, operation_name, variables, caller)
             if isinstance(plan, str):

@@ -15,6 +15,7 @@ import {
   checkErrorReport,
   collect,
   errorCodes,
+  firstEvent,
   hashOf,
   importCsv,
   recordingFetch,
@@ -73,6 +74,14 @@ const APQ_GET = gql`
 `;
 const TASK = gql`
   query Task($id: Int!) { task(id: $id) { id title } }
+`;
+const UPDATE_TASK = gql`
+  mutation UpdateTask($input: UpdateTaskInput!) { updateTask(input: $input) { task { id } } }
+`;
+const TASK_EVENTS = gql`
+  subscription TaskEvents($projectId: Int) {
+    taskEvents(projectId: $projectId) { kind taskId changedFields task { id title } }
+  }
 `;
 
 const TASKS = 7;
@@ -281,7 +290,37 @@ async function batching(recorder, token, taskIds) {
   };
 }
 
-const PARTS = ["core", "apq", "batch"];
+/** taskEvents over GraphQLWsLink: an updateTask through HTTP arrives as an UPDATED event. */
+async function taskEvents(client, token, projectId, taskId, tag) {
+  const ws = createClient({ url: server.ws, webSocketImpl: WebSocket, connectionParams: { token } });
+  const subscriptions = newClient(new GraphQLWsLink(ws));
+  let pokes = 0;
+  const poke = () =>
+    client.mutate({
+      mutation: UPDATE_TASK,
+      variables: { input: { id: taskId, title: `${tag} live ${++pokes}` } },
+    });
+  try {
+    const event = await firstEvent(
+      (observer) => {
+        const subscription = subscriptions
+          .subscribe({ query: TASK_EVENTS, variables: { projectId } })
+          .subscribe(observer);
+        return () => subscription.unsubscribe();
+      },
+      poke,
+      (event) => event.data?.taskEvents?.taskId === taskId,
+    );
+    check(!event.error, "the task event carries no errors", event.error);
+    const { kind, changedFields, task } = event.data.taskEvents;
+    check(task?.title?.startsWith(`${tag} live`), "the event carries the task as it is now", task);
+    return { kind, changedFields, taskId: task.id };
+  } finally {
+    await ws.dispose();
+  }
+}
+
+const PARTS = ["core", "apq", "batch", "events"];
 
 /** Log in and make a project with tasks, then run the parts asked for on the command line
  * (`core`: query, paging, upload, subscription, report; `apq`; `batch`), all by default. */
@@ -324,6 +363,11 @@ async function scenario(parts) {
     );
     summary.apqGet = await step("apq (useGETForHashedQueries)", () =>
       recorded((r) => persistedQueries(r, token, projectId, { query: APQ_GET, useGET: true })),
+    );
+  }
+  if (parts.includes("events")) {
+    summary.events = await step("events", () =>
+      taskEvents(client, token, projectId, taskIds[0], tag),
     );
   }
   if (parts.includes("batch")) {

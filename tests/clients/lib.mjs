@@ -187,3 +187,31 @@ export async function run(name, scenario) {
     process.exit(1);
   }
 }
+
+/** Subscribe, then `poke` (a write the subscription should see) until an event that `matches`
+ * arrives, and resolve with it: graphql-transport-ws does not acknowledge a subscribe, so the
+ * first pokes may come before the server listens. */
+export async function firstEvent(subscribe, poke, matches, ms = 15000) {
+  let stop = () => {};
+  const arrived = new Promise((resolve, reject) => {
+    stop = subscribe({
+      next: (event) => {
+        if (matches(event)) resolve(event);
+      },
+      error: reject,
+      complete: () => reject(new ScenarioError("the subscription completed", [])),
+    });
+  });
+  const deadline = Date.now() + ms;
+  try {
+    for (;;) {
+      await poke();
+      const pause = new Promise((resolve) => setTimeout(() => resolve(null), 400));
+      const event = await Promise.race([arrived, pause]);
+      if (event) return event;
+      check(Date.now() < deadline, `no event arrived within ${ms} ms`);
+    }
+  } finally {
+    stop();
+  }
+}

@@ -10,6 +10,7 @@ import {
   check,
   checkErrorReport,
   collect,
+  firstEvent,
   importCsv,
   recordingFetch,
   run,
@@ -50,6 +51,15 @@ const IMPORT_TASKS = gql`
 const IMPORT_PROGRESS = gql`
   subscription ImportProgress($id: ID!) {
     importJobProgress(id: $id) { id status rowsImported rowsFailed errorReportUrl }
+  }
+`;
+
+const UPDATE_TASK = gql`
+  mutation UpdateTask($input: UpdateTaskInput!) { updateTask(input: $input) { task { id } } }
+`;
+const TASK_EVENTS = gql`
+  subscription TaskEvents($projectId: Int) {
+    taskEvents(projectId: $projectId) { kind taskId changedFields task { id title } }
   }
 `;
 
@@ -150,7 +160,27 @@ async function scenario() {
       jobs,
     );
     const report = await checkErrorReport(server.base, last.errorReportUrl, csv);
+
+    // taskEvents: an updateTask arrives as an UPDATED event over the same graphql-ws client.
+    let pokes = 0;
+    const live = await firstEvent(
+      (observer) => {
+        const { unsubscribe } = pipe(
+          client.subscription(TASK_EVENTS, { projectId: project.id }),
+          subscribe((result) => observer.next(result)),
+        );
+        return unsubscribe;
+      },
+      async () => {
+        const input = { id: ids[0], title: `${tag} live ${++pokes}` };
+        dataOf(await client.mutation(UPDATE_TASK, { input }).toPromise(), "updateTask");
+      },
+      (result) => result.data?.taskEvents?.taskId === ids[0],
+    );
+    const taskEvent = dataOf(live, "taskEvents").taskEvents;
+    check(taskEvent.task?.title?.startsWith(`${tag} live`), "the event carries the task", taskEvent);
     return {
+      events: { kind: taskEvent.kind, changedFields: taskEvent.changedFields },
       me: me.email,
       projectId: project.id,
       tasksCreated: TASKS,

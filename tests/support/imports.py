@@ -19,8 +19,10 @@ from tests.support.graphql import bearer
 from tests.support.world import ImportWorld
 
 IMPORT_TASKS = """
-mutation Import($file: Upload!) {
-  importTasks(file: $file) { id status fileName rowsProcessed createdBy { id } }
+mutation Import($file: Upload!, $dryRun: Boolean! = false, $allowDuplicate: Boolean! = false) {
+  importTasks(file: $file, dryRun: $dryRun, allowDuplicate: $allowDuplicate) {
+    id status fileName rowsProcessed dryRun createdBy { id }
+  }
 }
 """
 
@@ -46,11 +48,14 @@ async def upload(
     token: str | None,
     filename: str = "tasks.csv",
     preflight: bool = True,
+    dry_run: bool = False,
+    allow_duplicate: bool = False,
 ) -> httpx.Response:
     """A GraphQL multipart request (operations, map, one file part) for importTasks."""
     headers = {"Apollo-Require-Preflight": "true"} if preflight else {}
     headers.update(bearer(token))
-    operations = {"query": IMPORT_TASKS, "variables": {"file": None}}
+    variables = {"file": None, "dryRun": dry_run, "allowDuplicate": allow_duplicate}
+    operations = {"query": IMPORT_TASKS, "variables": variables}
     return await client.post(
         "/graphql",
         data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.file"]})},
