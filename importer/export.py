@@ -20,6 +20,7 @@ from db.models import TaskStatus, User
 from db.paging import Keyset, PageRequest
 from db.scopes import ReadScope
 from importer.cells import neutralise
+from importer.report import link_expiry
 
 EXPORT_HEADER = (
     "id",
@@ -201,8 +202,9 @@ class ExportSigner:
         return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
 
     def url(self, user_id: int, spec: ExportSpec, *, now: float | None = None) -> tuple[str, int]:
-        """A relative URL valid for `ttl_seconds`, and its expiry (Unix seconds)."""
-        expires = int(now if now is not None else time.time()) + self.ttl_seconds
+        """A relative URL valid for about `ttl_seconds` (link_expiry), and its expiry (Unix
+        seconds)."""
+        expires = link_expiry(self.ttl_seconds, now)
         signed = [
             *spec.params(),
             ("user", str(user_id)),

@@ -94,6 +94,14 @@ async def newest_job_of(session_factory: SessionFactory, user_id: int) -> Import
     return job
 
 
+def link_expiry(ttl_seconds: int, now: float | None = None) -> int:
+    """When a signed link made now expires: `ttl_seconds` ahead, rounded down to the minute when
+    the lifetime is two minutes or more, so that links to the same thing made within a minute
+    are the same link (cacheable, and equal in two answers a moment apart)."""
+    expires = int(now if now is not None else time.time()) + ttl_seconds
+    return expires - expires % 60 if ttl_seconds >= 120 else expires
+
+
 @dataclass(frozen=True, slots=True)
 class ReportSigner:
     """Short-lived links to one job's report, for a browser that cannot send a bearer token."""
@@ -113,8 +121,9 @@ class ReportSigner:
         return hmac.new(self._key(), message, hashlib.sha256).hexdigest()
 
     def url(self, job_id: str, *, now: float | None = None) -> str:
-        """A relative URL, valid for `ttl_seconds`, that downloads this job's report."""
-        expires = int(now if now is not None else time.time()) + self.ttl_seconds
+        """A relative URL, valid for about `ttl_seconds` (link_expiry), that downloads this job's
+        report."""
+        expires = link_expiry(self.ttl_seconds, now)
         signature = self.signature(job_id, expires)
         return f"/imports/{job_id}/errors.csv?expires={expires}&signature={signature}"
 
