@@ -1,4 +1,5 @@
-"""What every benchmark needs around the server it starts: a port, a readiness wait, a stop."""
+"""What every benchmark needs around the server it starts: a port, a readiness wait, a stop, a
+PostgreSQL database of its own, and the server's memory."""
 
 import socket
 import subprocess
@@ -7,6 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 TASKQL = str(Path(sys.executable).with_name("taskql"))
 
@@ -46,3 +51,32 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def postgres_url(server_url: str, database: str) -> str:
+    """The asyncpg URL of `database` on the server of `server_url` (any driver, any database)."""
+    url = make_url(server_url).set(drivername="postgresql+asyncpg", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+async def recreate_postgres(url: str, *, create: bool) -> None:
+    """Drop (and create) the benchmark's own database, through the server's `postgres` one."""
+    parsed = make_url(url)
+    admin = create_async_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+            if create:
+                await conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        await admin.dispose()
+
+
+def rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak (VmHWM) or current (VmRSS) resident set size, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field}")

@@ -24,13 +24,12 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from auth.tokens import TokenCodec
-from bench.common import TASKQL, free_port, stop, wait_ready
+from bench.common import TASKQL, free_port, postgres_url, recreate_postgres, stop, wait_ready
 from db.engine import make_engine
 
 BENCH_DB = "taskql_bench_events"
@@ -51,26 +50,6 @@ def cpu_seconds(pid: int) -> float:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-async def fresh_database(admin_url: str) -> str:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        await conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-    await engine.dispose()
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
-
-
-async def drop_database(admin_url: str) -> None:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-    await engine.dispose()
 
 
 async def seed(url: str, users: int, admins: int) -> tuple[list[int], list[int], list[int]]:
@@ -285,14 +264,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    url = asyncio.run(fresh_database(args.pg_url))
+    url = postgres_url(args.pg_url, BENCH_DB)
+    asyncio.run(recreate_postgres(url, create=True))
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run([TASKQL, "migrate"], env=env, check=True, capture_output=True)
     try:
         with tempfile.TemporaryDirectory(prefix="taskql-bench-events-") as tmp:
             asyncio.run(run(args, url, Path(tmp)))
     finally:
-        asyncio.run(drop_database(args.pg_url))
+        asyncio.run(recreate_postgres(url, create=False))
 
 
 if __name__ == "__main__":

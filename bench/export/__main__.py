@@ -22,9 +22,16 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from bench.common import TASKQL, free_port, stop, wait_ready
+from bench.common import (
+    TASKQL,
+    free_port,
+    postgres_url,
+    recreate_postgres,
+    rss_mib,
+    stop,
+    wait_ready,
+)
 from db.engine import make_engine
 from db.imports import TASK_COLUMNS
 
@@ -39,14 +46,6 @@ SQLITE_INSERT = (
 )
 
 
-def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
-    """The process's peak (VmHWM) or current (VmRSS) resident set size."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field}")
-
-
 def records(rows: int, admin_id: int, now: datetime) -> list[tuple[object, ...]]:
     """Tasks of varied sizes; every fifth description starts like a formula."""
     return [
@@ -54,17 +53,6 @@ def records(rows: int, admin_id: int, now: datetime) -> list[tuple[object, ...]]
          STATUSES[i % 3], admin_id if i % 2 else None, admin_id, now, now)
         for i in range(rows)
     ]  # fmt: skip
-
-
-async def fresh_postgres(admin_url: str) -> str:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        await conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-    await engine.dispose()
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 async def seed(url: str, rows: int, sqlite_path: Path | None) -> None:
@@ -126,11 +114,11 @@ async def admin_token(client: httpx.AsyncClient) -> str:
 
 async def run_case(database: str, rows: int, args: argparse.Namespace, workdir: Path) -> str:
     sqlite_path = workdir / f"bench-{rows}.db"
-    url = (
-        await fresh_postgres(args.pg_url)
-        if database == "postgresql"
-        else f"sqlite+aiosqlite:///{sqlite_path}"
-    )
+    if database == "postgresql":
+        url = postgres_url(args.pg_url, BENCH_DB)
+        await recreate_postgres(url, create=True)
+    else:
+        url = f"sqlite+aiosqlite:///{sqlite_path}"
     port = free_port()
     server = start_server(url, workdir, port)
     try:
@@ -139,7 +127,7 @@ async def run_case(database: str, rows: int, args: argparse.Namespace, workdir: 
             await asyncio.to_thread(wait_ready, base, server, log=workdir / "server.log")
             await seed(url, rows, sqlite_path if database == "sqlite" else None)
             token = await admin_token(client)
-            before = peak_rss_mib(server.pid, "VmRSS")
+            before = rss_mib(server.pid, "VmRSS")
             params = {"orderBy": args.order_by} if args.order_by else {}
             lines = size = 0
             start = time.perf_counter()
@@ -154,7 +142,7 @@ async def run_case(database: str, rows: int, args: argparse.Namespace, workdir: 
                     size += len(chunk)
                     lines += chunk.count(b"\n")
             seconds = time.perf_counter() - start
-            peak = peak_rss_mib(server.pid)
+            peak = rss_mib(server.pid)
     finally:
         stop(server, timeout=60)
     # Descriptions hold no line breaks, so the records are the lines after the header.
@@ -184,17 +172,8 @@ def main() -> None:
                 print(line, flush=True)
                 results.append(line)
     if "postgresql" in args.db:
-        asyncio.run(drop_bench_database(args.pg_url))
+        asyncio.run(recreate_postgres(postgres_url(args.pg_url, BENCH_DB), create=False))
     print("\n".join(["", "summary:", *results]))
-
-
-async def drop_bench_database(admin_url: str) -> None:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-    await engine.dispose()
 
 
 if __name__ == "__main__":

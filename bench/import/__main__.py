@@ -24,9 +24,16 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
-from bench.common import TASKQL, free_port, stop, wait_ready
+from bench.common import (
+    TASKQL,
+    free_port,
+    postgres_url,
+    recreate_postgres,
+    rss_mib,
+    stop,
+    wait_ready,
+)
 from db.engine import make_engine
 from db.imports import TASK_COLUMNS
 
@@ -52,25 +59,6 @@ SQLITE_INSERT = (
 UPLOAD = "mutation($f: Upload!) { importTasks(file: $f) { id } }"
 JOB = """query($id: ID!) { importJob(id: $id) {
     status rowsImported rowsFailed message startedAt finishedAt } }"""
-
-
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM: the process's peak resident set size."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
-
-
-async def fresh_postgres(admin_url: str) -> str:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        await conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-    await engine.dispose()
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 def start_server(url: str, workdir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -220,7 +208,8 @@ class Case:
 async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path: Path) -> str:
     sqlite_path = workdir / f"bench-{case.rows}.db"  # a new name per size: a fresh database
     if case.database == "postgresql":
-        url = await fresh_postgres(args.pg_url)
+        url = postgres_url(args.pg_url, BENCH_DB)
+        await recreate_postgres(url, create=True)
     else:
         url = f"sqlite+aiosqlite:///{sqlite_path}"
     port = free_port()
@@ -231,9 +220,9 @@ async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path
             await asyncio.to_thread(wait_ready, base, server, log=workdir / "server.log")
             await seed_world(url)
             token = await admin_token(client)
-            idle_rss = peak_rss_mib(server.pid)
+            idle_rss = rss_mib(server.pid)
             result = await import_through_server(client, token, csv_path)
-            peak_rss = peak_rss_mib(server.pid)
+            peak_rss = rss_mib(server.pid)
     finally:
         stop(server, timeout=60)
     job = result.job
@@ -284,17 +273,8 @@ def main() -> None:
                 lines.append(line)
             csv_path.unlink()
     if "postgresql" in args.db:
-        asyncio.run(drop_bench_database(args.pg_url))
+        asyncio.run(recreate_postgres(postgres_url(args.pg_url, BENCH_DB), create=False))
     print("\n".join(["", "summary:", *lines]))
-
-
-async def drop_bench_database(admin_url: str) -> None:
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
-    engine = make_engine(url.render_as_string(hide_password=False))
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-    await engine.dispose()
 
 
 if __name__ == "__main__":

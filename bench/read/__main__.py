@@ -24,13 +24,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bench.common import TASKQL as TASKQL_COMMAND
-from bench.common import free_port, stop, wait_ready
+from bench.common import free_port, recreate_postgres, stop, wait_ready
 from bench.read import peer, wrk
 from bench.read.probe import Answer, probe
 from bench.read.queries import NAMES, Query, leaves, tokens
@@ -49,21 +46,6 @@ SIZE_QUERIES = ("tasks50_total", "tasks50")
 QUIET = ("--no-access-log",)
 
 Namespace = argparse.Namespace
-
-
-async def recreate_postgres(url: str, *, create: bool) -> None:
-    """Drop (and create) the benchmark's own database, through the server's `postgres` one."""
-    parsed = make_url(url)
-    admin = create_async_engine(
-        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-            if create:
-                await conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    finally:
-        await admin.dispose()
 
 
 async def prepare(url: str, shape: Shape) -> Seeded:
