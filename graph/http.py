@@ -173,13 +173,14 @@ class Outcome:
         return self.strict_status if media == RESPONSE_JSON else self.legacy_status
 
 
-def _error_body(message: str, code: str) -> dict[str, Any]:
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """The GraphQL error shape of every refusal: `{"errors": [{"message", "extensions"}]}`."""
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 def problem_outcome(problem: HttpProblem) -> Outcome:
     return Outcome(
-        _error_body(problem.message, problem.code),
+        error_body(problem.message, problem.code),
         strict_status=problem.status,
         legacy_status=problem.status,
         headers=problem.headers,
@@ -188,7 +189,7 @@ def problem_outcome(problem: HttpProblem) -> Outcome:
 
 def request_error(message: str, code: str, status: int = 400) -> Outcome:
     """A GraphQL request error: no `data`; 200 for application/json clients."""
-    return Outcome(_error_body(message, code), strict_status=status)
+    return Outcome(error_body(message, code), strict_status=status)
 
 
 def result_outcome(result: ExecutionResult) -> Outcome:
@@ -410,7 +411,7 @@ class GraphQLHttp:
                 outcome.legacy_status = 400
                 return outcome
             return Outcome(
-                _error_body(
+                error_body(
                     "GET runs queries only: send mutations with POST.", "METHOD_NOT_ALLOWED"
                 ),
                 strict_status=405,

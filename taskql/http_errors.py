@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from core.errors import RETRY_AFTER_SECONDS, ServiceUnavailable
 from core.request_id import current_request_id
 from db.outage import describe, is_outage
+from graph.http import error_body
 
 logger = logging.getLogger("taskql.http")
 
@@ -27,10 +28,6 @@ CODES = {
     429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",
 }
-
-
-def error_body(message: str, code: str) -> dict[str, object]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 async def send_error(

@@ -12,12 +12,13 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.request_id import request_id_bound
+from graph.errors import INTERNAL_MESSAGE
+from graph.http import error_body
 
 logger = logging.getLogger("taskql.http")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HEADER = b"x-request-id"
-INTERNAL_MESSAGE = "Internal server error."
 
 
 class RequestIdMiddleware:
@@ -54,11 +55,9 @@ class RequestIdMiddleware:
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:
-    error = {
-        "message": INTERNAL_MESSAGE,
-        "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-    }
-    payload = orjson.dumps({"errors": [error]})
+    body = error_body(INTERNAL_MESSAGE, "INTERNAL_SERVER_ERROR")
+    body["errors"][0]["extensions"]["requestId"] = request_id
+    payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
