@@ -171,9 +171,9 @@ class TaskView:
                 return None
             n = self.count(event)
             if n is None:  # too many assignees to list: admins see it, users must re-read
-                return TaskEventKind(event.kind.value) if policy.is_admin(self.user) else (
-                    TaskEventKind.RESYNC
-                )  # fmt: skip
+                if policy.is_admin(self.user):
+                    return TaskEventKind(event.kind.value)
+                return TaskEventKind.RESYNC
             return TaskEventKind(event.kind.value) if n else None
         before, after = self.shows(event.before), self.shows(event.after)
         if before and after:

@@ -71,9 +71,17 @@ def split_batch(
             errors.append((job_id, row.line, stored_cells(row.cells), "; ".join(row.reasons)))
             continue
         tasks.append(
-            (row.project_id, row.title, row.description, row.status.value, row.assignee_id,
-             created_by, now, now)
-        )  # fmt: skip
+            (
+                row.project_id,
+                row.title,
+                row.description,
+                row.status.value,
+                row.assignee_id,
+                created_by,
+                now,
+                now,
+            )
+        )
     return LoadBatch(tasks, errors, batch.offset, batch.line, now, dry_run)
 
 

@@ -35,8 +35,13 @@ EXPORT_HEADER = (
 PAGE_ROWS = 5000
 EXPORT_FILE_NAME = "tasks.csv"
 # orderBy values, as the `tasks` query's TaskOrderField names them.
-ORDER_FIELDS = {"ID": "id", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at",
-                "TITLE": "title", "STATUS": "status"}  # fmt: skip
+ORDER_FIELDS = {
+    "ID": "id",
+    "CREATED_AT": "created_at",
+    "UPDATED_AT": "updated_at",
+    "TITLE": "title",
+    "STATUS": "status",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,16 @@ def parse_id(value: str) -> int | None:
 class CandidateRow:
     """One data row, parsed; `reasons` lists everything wrong with it so far."""
 
-    __slots__ = ("assignee_id", "cells", "description", "line", "project_id", "reasons",
-                 "status", "title")  # fmt: skip
+    __slots__ = (
+        "assignee_id",
+        "cells",
+        "description",
+        "line",
+        "project_id",
+        "reasons",
+        "status",
+        "title",
+    )
 
     def __init__(
         self,

@@ -169,8 +169,12 @@ def add_import_commands(sub: Any) -> None:
     imp.set_defaults(handler=cmd_import)
 
     exp = sub.add_parser("export", help="export tasks as CSV (the import's columns), with a bar")
-    exp.add_argument("--as", dest="as_email", help="whose tasks: all for an admin (default "
-                     "TASKQL_ADMIN_EMAIL), the tasks assigned to them for a user")  # fmt: skip
+    exp.add_argument(
+        "--as",
+        dest="as_email",
+        help="whose tasks: all for an admin (default "
+        "TASKQL_ADMIN_EMAIL), the tasks assigned to them for a user",
+    )
     exp.add_argument("--output", "-o", default="tasks.csv", help="the file to write (tasks.csv)")
     exp.add_argument("--project-id", type=int)
     exp.add_argument("--status", help="any of PENDING,IN_PROGRESS,DONE, comma-separated")
@@ -191,9 +195,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     email = args.as_email or settings.admin_email
     if not email:
         sys.exit("taskql: name the exporting user with --as EMAIL (or TASKQL_ADMIN_EMAIL)")
-    names = {"project_id": "projectId", "status": "status", "assignee_id": "assigneeId",
-             "unassigned": "unassigned", "search": "search", "order_by": "orderBy",
-             "direction": "direction"}  # fmt: skip
+    names = {
+        "project_id": "projectId",
+        "status": "status",
+        "assignee_id": "assigneeId",
+        "unassigned": "unassigned",
+        "search": "search",
+        "order_by": "orderBy",
+        "direction": "direction",
+    }
     params = {q: str(getattr(args, a)) for a, q in names.items() if getattr(args, a) is not None}
     try:
         spec = ExportSpec.from_params(params)
