@@ -69,8 +69,10 @@ def epoch_microseconds(dialect: str, expr: Any) -> Any:
     """Microseconds since the Unix epoch of a stored timestamp, exactly, as an integer."""
     if dialect == "postgresql":
         return sa.cast(sa.extract("epoch", expr) * _MILLION, sa.BigInteger)
-    # SQLite stores `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC.
-    seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), expr), sa.Integer)
+    # SQLite stores `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC. The whole seconds are read without the
+    # fraction: SQLite's date functions keep milliseconds, so `%s` of `…:12.999520` says 13.
+    whole = sa.func.substr(expr, sa.literal_column("1"), sa.literal_column("19"))
+    seconds = sa.cast(sa.func.strftime(sa.literal_column("'%s'"), whole), sa.Integer)
     fraction = sa.case(
         (
             sa.func.length(expr) > sa.literal_column("19"),
