@@ -20,6 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings
 from db.outage import connect_failure
+from db.pool import FairAsyncPool
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -182,8 +183,10 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         ensure_sqlite_directory(url)
         busy = timeouts.statement if timeouts.statement is not None else SQLITE_BUSY_SECONDS
-        if timeouts.pool is not None and parsed.database not in (None, "", ":memory:"):
-            options["pool_timeout"] = timeouts.pool
+        if parsed.database not in (None, "", ":memory:"):  # a file: a pool of connections
+            options.update(poolclass=FairAsyncPool, pool_size=pool_size, max_overflow=0)
+            if timeouts.pool is not None:
+                options["pool_timeout"] = timeouts.pool
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -197,8 +200,16 @@ def make_engine(
         options["pool_timeout"] = timeouts.pool
     # A fixed pool: under load, overflow connections were opened and closed again for every few
     # requests (a backend fork each). Sessions never nest, so waiting for a free one is safe.
+    # Checkouts first come, first served (db/pool.py): SQLAlchemy's own queue lets a newcomer
+    # take a returned connection ahead of the callers already waiting for one.
     engine = create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=0, connect_args=connect_args, **options
+        url,
+        echo=echo,
+        poolclass=FairAsyncPool,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args=connect_args,
+        **options,
     )
     sync = engine.sync_engine
     event.listen(sync, "do_connect", _connecting(timeouts.connect))
