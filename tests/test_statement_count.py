@@ -24,7 +24,7 @@ query Page($first: Int!) {
 }
 """
 MAX_STATEMENTS = 4
-COMPILED_MARK = "json_"  # the compiled statement builds JSON: json_object / json_build_object
+COMPILED_MARK = "AS caller_role"  # the compiled statement checks its caller in its first column
 
 
 @pytest.fixture(params=["compiled", "executor"])

@@ -79,15 +79,15 @@ def connection(
     )
     keys = [limited.c._sort, limited.c.id] if sort.expr is not None else [limited.c.id]
     position_order = [c.desc() if shape.descending else c.asc() for c in keys]
-    page = (
-        sa.select(
-            limited,
-            sa.func.row_number().over(order_by=position_order).label("_pos"),
-            sa.func.count().over().label("_cnt"),
-        )
-        .order_by(*position_order)
-        .subquery()
-    )
+    numbered: list[Any] = [
+        limited,
+        sa.func.row_number().over(order_by=position_order).label("_pos"),
+    ]
+    if any(field.name == "pageInfo" for field in selected):
+        # The rows read, for `endCursor`: a window over the whole page, which the database must
+        # hold before it hands out the first row; only a page with `pageInfo` pays for it.
+        numbered.append(sa.func.count().over().label("_cnt"))
+    page = sa.select(*numbered).order_by(*position_order).subquery()
     cursor = cursor_sql(
         json.dialect, shape.sort, shape.descending, sort.kind, page.c.id, page.c._sort
     )
