@@ -1,5 +1,6 @@
 """The front door for compiled reads: a plain JSON POST to /graphql that the compiled read path
-can answer is answered here, before FastAPI routes it and Strawberry parses it again.
+can answer is answered here, before FastAPI and Strawberry see it (the app's fast lane, see
+taskql.app.TaskQLApp).
 
 Anything else (another method or content type, a body that is not a plain GraphQL request, an
 operation the compiler does not know, any error to report) goes on to the GraphQL router with
@@ -75,20 +76,27 @@ class CompiledReadsFront:
         authenticator: Authenticator,
         persisted: PersistedQueries,
         path: str,
+        max_bytes: int,
+        cors: bool = False,
     ) -> None:
         self.app = app
         self.reads = reads
         self.authenticator = authenticator
         self.persisted = persisted
         self.path = path
+        self.max_bytes = max_bytes  # a larger body goes on, for the size limit to refuse
+        self.cors = cors  # cross-origin requests then go on, for the CORS middleware to answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         media = self._candidate(scope)
         if media is None:
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
-        if not complete:  # the client went away
+        body, state = await _read_body(receive, self.max_bytes)
+        if state is GONE:
+            return
+        if state is LARGE:  # on to the size limit, which refuses it
+            await self.app(scope, _replaying(body, receive, more=True), send)
             return
         started = time.perf_counter()
         try:
@@ -116,6 +124,11 @@ class CompiledReadsFront:
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if content_type not in JSON_TYPES:
+            return None
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return None  # for the size limit to refuse
+        if self.cors and b"origin" in headers:
             return None
         if bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is None:
             return None
@@ -146,26 +159,36 @@ class CompiledReadsFront:
         return answer
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+COMPLETE, LARGE, GONE = "complete", "larger than the limit", "the client went away"
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, str]:
+    """The body (or what was read of it) and COMPLETE, LARGE or GONE."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"", False
-        chunks.append(message.get("body", b""))
+            return b"", GONE
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks), True
+            return b"".join(chunks), COMPLETE
+        if size > limit:
+            return b"".join(chunks), LARGE
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands the body over again, then whatever comes next."""
+def _replaying(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
+    """A receive that hands over again what was read (`more`: the start of the body, whose
+    rest follows), then whatever comes next."""
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay

@@ -30,10 +30,13 @@ logger = logging.getLogger("taskql.metrics")
 MIN_TOKEN_CHARS = 16
 FIGURES_TIMEOUT_SECONDS = 2.0
 TRACE_HEADERS = (b"traceparent", b"tracestate")
+FRONT_PATHS = frozenset({"/graphql"})  # answered before routing by the compiled reads' front
+SCOPE_KEY = "taskql.observed"  # set once a request is counted and traced (the fast lane's)
 
 
-def setup(app: FastAPI, settings: Settings, services: Services) -> None:
-    """Turn on what the settings and the `OTEL_*` environment ask for."""
+def setup(app: FastAPI, settings: Settings, services: Services) -> bool:
+    """Turn on what the settings and the `OTEL_*` environment ask for; True when requests are
+    to go through `ObservabilityMiddleware`."""
     if settings.metrics == "token" and len(settings.metrics_token or "") < MIN_TOKEN_CHARS:
         raise SettingsError(f"METRICS=token needs a METRICS_TOKEN of {MIN_TOKEN_CHARS}+ characters")
     metrics_on = settings.metrics != "off"
@@ -46,7 +49,9 @@ def setup(app: FastAPI, settings: Settings, services: Services) -> None:
     if metrics_on:
         add_metrics_route(app, settings, services)
     if metrics_on or tracing_on or settings.log_format == "json":
-        app.add_middleware(ObservabilityMiddleware, front_paths=frozenset({"/graphql"}))
+        app.add_middleware(ObservabilityMiddleware, front_paths=FRONT_PATHS)
+        return True
+    return False
 
 
 def add_metrics_route(app: FastAPI, settings: Settings, services: Services) -> None:
@@ -109,6 +114,10 @@ class ObservabilityMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if SCOPE_KEY in scope:
+            await self.app(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = True
         if kind == "websocket":
             await self._websocket(scope, receive, send)
             return

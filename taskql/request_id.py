@@ -6,7 +6,7 @@ caught becomes a coded JSON 500 that carries the id, instead of a plain-text pag
 
 import logging
 import re
-import uuid
+import secrets
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +19,7 @@ logger = logging.getLogger("taskql.http")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HEADER = b"x-request-id"
+SCOPE_KEY = "taskql.request_id"  # set once a request has its id (the fast lane's, see taskql.app)
 
 
 class RequestIdMiddleware:
@@ -28,11 +29,12 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or SCOPE_KEY in scope:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_ID.match(incoming) else secrets.token_hex(16)
+        scope[SCOPE_KEY] = request_id
         started = False
 
         async def send_with_id(message: Message) -> None:

@@ -757,3 +757,76 @@ async def test_an_unhandled_exception_is_a_coded_json_500(
     assert response.headers["x-request-id"] == "trace-me-1"
     assert "a bug" not in response.text
     assert any("trace-me-1" in record.getMessage() for record in caplog.records)
+
+
+# --- the fast lane (taskql.app.TaskQLApp) ---------------------------------------------------
+
+ME = "{ me { email role } }"
+READ_PATH = "x-taskql-read-path"
+
+
+async def test_the_fast_lane_answers_reads_with_one_request_id(
+    client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """A compiled read (the lane), a mutation and a GET (the whole app) each carry exactly one
+    `X-Request-ID`, and a caller's own id is echoed by the lane as by the app."""
+    auth = bearer(admin_token)
+    read = await client.post("/graphql", json={"query": ME}, headers=auth)
+    assert read.json() == {"data": {"me": {"email": "admin@example.com", "role": "ADMIN"}}}
+    assert read.headers[READ_PATH] == "compiled"
+    mutation = await client.post(
+        "/graphql",
+        json={"query": 'mutation { createProject(input: {name: "Lane"}) { project { name } } }'},
+        headers=auth,
+    )
+    assert mutation.json()["data"]["createProject"]["project"]["name"] == "Lane"
+    got = await client.get("/graphql", params={"query": ME}, headers=auth)
+    assert got.json()["data"]["me"]["role"] == "ADMIN"
+    for answer in (read, mutation, got):
+        assert len(answer.headers.get_list("x-request-id")) == 1, answer.headers
+    mine = await client.post(
+        "/graphql", json={"query": ME}, headers={**auth, "X-Request-ID": "lane-42"}
+    )
+    assert mine.headers[READ_PATH] == "compiled"
+    assert mine.headers.get_list("x-request-id") == ["lane-42"]
+
+
+async def test_the_fast_lane_hands_on_bodies_over_the_limit(
+    app_with: Callable[..., FastAPI], admin_token: str
+) -> None:
+    """With a token (the lane's requests), a body over MAX_REQUEST_BYTES is refused with 413
+    whether its length is declared or it comes in chunks without one."""
+    query = "{ me { " + "email " * 400 + "} }"
+    async with await client_for(app_with(max_request_bytes=1024)) as small:
+        declared = await small.post("/graphql", json={"query": query}, headers=bearer(admin_token))
+        assert_error(declared, 413, "PAYLOAD_TOO_LARGE")
+
+        async def chunks() -> Any:
+            body = json.dumps({"query": query}).encode()
+            for start in range(0, len(body), 300):
+                yield body[start : start + 300]
+
+        chunked = await small.post(
+            "/graphql", content=chunks(), headers={**JSON_BODY, **bearer(admin_token)}
+        )
+        assert "content-length" not in chunked.request.headers
+        assert_error(chunked, 413, "PAYLOAD_TOO_LARGE")
+        fits = await small.post("/graphql", json={"query": ME}, headers=bearer(admin_token))
+        assert fits.headers[READ_PATH] == "compiled"
+
+
+async def test_cross_origin_reads_get_their_cors_headers(
+    app_with: Callable[..., FastAPI], admin_token: str
+) -> None:
+    """With CORS on, a read from another origin is answered with the CORS headers (the lane
+    steps aside for the CORS middleware) and still compiled."""
+    async with await client_for(app_with(cors_origins=[ORIGIN])) as cors:
+        answer = await cors.post(
+            "/graphql", json={"query": ME}, headers={"Origin": ORIGIN, **bearer(admin_token)}
+        )
+        assert answer.headers["access-control-allow-origin"] == ORIGIN
+        assert answer.headers[READ_PATH] == "compiled"
+        assert answer.json()["data"]["me"]["role"] == "ADMIN"
+        same = await cors.post("/graphql", json={"query": ME}, headers=bearer(admin_token))
+        assert "access-control-allow-origin" not in same.headers
+        assert same.headers[READ_PATH] == "compiled"
