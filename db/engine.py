@@ -32,6 +32,7 @@ SQLITE_BUSY_SECONDS = 10.0  # SQLite's wait for the write lock when no statement
 # PostgreSQL cancels a slow statement itself, keeping the connection; the client gives up this
 # much later, for a server that does not answer at all.
 CLIENT_TIMEOUT_MARGIN = 0.5
+CACHEABLE_STATEMENT_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,10 @@ def make_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy))
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    connect_args: dict[str, Any] = {}
+    # asyncpg keeps the 100 statements last prepared on each connection, but by default only
+    # statements under 15 KiB; a compiled read (db/direct.py) can be longer, and is sent again
+    # and again.
+    connect_args: dict[str, Any] = {"max_cacheable_statement_size": CACHEABLE_STATEMENT_BYTES}
     if timeouts.connect is not None:
         connect_args["timeout"] = timeouts.connect
     if timeouts.statement is not None:

@@ -92,19 +92,25 @@ def _count_waits(pool: QueuePool) -> None:
     pool._do_get = do_get  # type: ignore[method-assign]
 
 
-def _before_execute(
-    conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any, many: bool
-) -> None:
+def statement_span(system: str, statement: str, *, many: bool = False) -> Any:
+    """A started `db.query` span for a statement inside a recorded trace (the caller ends
+    it), else None."""
     if tracing.TRACER is None:
-        return
-    span = tracing.child_span(
+        return None
+    return tracing.child_span(
         "db.query",
         {
-            "db.system": conn.dialect.name,
+            "db.system": system,
             "db.statement": statement[:MAX_STATEMENT_CHARS],
             "db.executemany": many,
         },
     )
+
+
+def _before_execute(
+    conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any, many: bool
+) -> None:
+    span = statement_span(conn.dialect.name, statement, many=many)
     if span is not None and context is not None:
         context._taskql_span = span
         context._taskql_started = time.perf_counter()

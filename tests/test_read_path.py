@@ -4,8 +4,7 @@ page of tasks reads the projects and assignees it shows in its own statement."""
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Project, Task
 from tests.support.accounts import UserFactory
 from tests.support.graphql import Gql, post_graphql
+from tests.support.statements import counting_statements
 
 
 @pytest.fixture
@@ -128,21 +128,6 @@ fragment Row on Task { id title project { id name } ... on Task { assignee { id 
 TASKS_ALONE = "{ tasks(first: 5) { edges { node { id title } } } }"
 
 
-@contextmanager
-def counting(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements sent while the block runs."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def seed_tasks(session_factory: SessionFactory, make_user: UserFactory) -> list[int]:
     """Three projects, two members, seven tasks; the last one unassigned. Returns user ids."""
     people = [await make_user(), await make_user()]
@@ -170,10 +155,10 @@ async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
     admin_token: str,
 ) -> None:
     people = await seed_tasks(session_factory, make_user)
-    with counting(engine) as statements:
+    with counting_statements(engine) as statements:
         data = (await gql(TASKS_WITH_RELATIONS, {"first": 10}, token=admin_token)).ok()
     assert len(statements) == 2, statements  # the caller; the page, its total and relations
-    with counting(engine) as statements:
+    with counting_statements(engine) as statements:
         (await gql(TASKS_ALONE, token=admin_token)).ok()
     assert len(statements) == 2
     assert " JOIN " not in statements[1]  # nothing joined that the query did not ask for
@@ -188,7 +173,7 @@ async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
     ]
     # The same task through its own loader agrees with the joined rows; that loader reads the
     # task's project and assignee in its own statement too.
-    with counting(engine) as statements:
+    with counting_statements(engine) as statements:
         one = await gql(
             "query($id: Int!) { task(id: $id) { project { name } assignee { email } } }",
             {"id": nodes[4]["id"]},

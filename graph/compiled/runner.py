@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry import Schema
 
 from auth.policy import Person
+from db.direct import fetch_row, supports_direct_reads
 from db.engine import READ_OPTION
 from db.models import Role, User
 from graph.compiled.compiler import Binding, Build, role_of
@@ -142,6 +143,7 @@ class ReadPath:
         self.schema = schema
         self.graphql: GraphQLSchema = schema._schema
         self.engine = engine
+        self.direct = supports_direct_reads(engine)
         self.json = JsonSql(engine.dialect.name)
         self.max_page_size = max_page_size
         self.plans = BoundedCache(cache_size)
@@ -248,11 +250,14 @@ class ReadPath:
         caller who is no longer what the plan was made for, or a revoked token)."""
         assert caller.id is not None
         parameters = plan.parameters(variables, caller.id, token_version)
-        async with self.engine.connect() as connection:
-            # A read: autocommit on PostgreSQL (db/engine.py), no BEGIN/ROLLBACK round trips.
-            await connection.execution_options(**{READ_OPTION: True})
-            result = await connection.exec_driver_sql(plan.sql, tuple(parameters))
-            role, *row = tuple(result.one())
+        if self.direct:  # PostgreSQL: on the driver, from the engine's pool (db/direct.py)
+            role, *row = await fetch_row(self.engine, plan.sql, parameters)
+        else:
+            async with self.engine.connect() as connection:
+                # A read: no BEGIN/ROLLBACK round trips (db/engine.py).
+                await connection.execution_options(**{READ_OPTION: True})
+                result = await connection.exec_driver_sql(plan.sql, tuple(parameters))
+                role, *row = tuple(result.one())
         if role != caller.role.value:
             self.callers.pop(caller.id, None)
             raise Fallback("the caller check refused the caller: revoked, deactivated or changed")

@@ -1,4 +1,5 @@
-"""Counting the SQL statements an engine sends, for the statement-count tests."""
+"""Counting the SQL statements an engine sends, for the statement-count tests: through
+SQLAlchemy's execution layer, and straight on the driver (the compiled reads, db/direct.py)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -6,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.direct import unwatch_statements, watch_statements
 
 
 @contextmanager
@@ -17,7 +20,9 @@ def counting_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         statements.append(args[2])  # (conn, cursor, statement, parameters, context, many)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
+    watch_statements(engine, statements.append)
     try:
         yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+        unwatch_statements(engine, statements.append)
