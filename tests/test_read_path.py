@@ -7,12 +7,14 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
+from db.direct import fetch_row
 from db.engine import SessionFactory, make_engine, make_session_factory
 from db.models import Project, Task
 from tests.support.accounts import UserFactory
@@ -184,3 +186,28 @@ async def test_a_page_reads_its_projects_and_assignees_in_its_own_statement(
         "project": {"name": nodes[4]["project"]["name"]},
         "assignee": {"email": nodes[4]["assignee"]["email"]},
     }
+
+
+async def test_a_direct_read_interrupted_mid_statement_drops_its_connection(
+    small_engine: AsyncEngine,
+) -> None:
+    """Compiled reads on PostgreSQL run on the driver (db/direct.py): a statement cancelled
+    half-way leaves its connection mid-protocol, so it is aborted, not put back; a statement
+    that merely fails keeps its connection. Either way the pool's one connection is free."""
+    pid_sql = "SELECT pg_backend_pid()"
+    first = (await fetch_row(small_engine, pid_sql, []))[0]
+    with pytest.raises(asyncpg.PostgresError) as failed:
+        await fetch_row(small_engine, "SELECT no_such_column", [])
+    assert "no_such_column" in str(failed.value)
+    assert (await fetch_row(small_engine, pid_sql, []))[0] == first  # kept
+
+    sleeping = asyncio.create_task(fetch_row(small_engine, "SELECT pg_sleep($1)", [5.0]))
+    await asyncio.sleep(0.3)
+    sleeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sleeping
+    pool = small_engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 0
+    async with asyncio.timeout(3):  # a fresh connection, not one waiting on the sleep
+        assert (await fetch_row(small_engine, pid_sql, []))[0] != first
