@@ -11,6 +11,7 @@ from sqlalchemy import event
 from bench.read.queries import DEEP_WALK, Query, queries
 from bench.read.seed import Seeded
 from core.settings import Settings
+from db.direct import watch_statements
 from db.engine import make_engine
 from taskql.app import create_app
 
@@ -69,13 +70,15 @@ class App:
 
 @asynccontextmanager
 async def in_process(settings: Settings, caller_tokens: dict[str, str]) -> AsyncIterator[App]:
-    """The app over its own engine, counting statements through `before_cursor_execute`."""
+    """The app over its own engine, counting statements through `before_cursor_execute` and,
+    for the compiled reads run on the driver, `db.direct.watch_statements`."""
     engine = make_engine(settings.database_url)
     transport = httpx.ASGITransport(app=create_app(settings, engine))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             app = App(client, caller_tokens)
             event.listen(engine.sync_engine, "before_cursor_execute", app.count_statement)
+            watch_statements(engine, app.count_statement)
             yield app
     finally:
         await engine.dispose()
