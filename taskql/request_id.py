@@ -29,21 +29,26 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or SCOPE_KEY in scope:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else secrets.token_hex(16)
-        scope[SCOPE_KEY] = request_id
+        given: str | None = scope.get(SCOPE_KEY)
+        if given is None:
+            incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
+            request_id = incoming if _SAFE_ID.match(incoming) else secrets.token_hex(16)
+            scope[SCOPE_KEY] = request_id
+        else:  # the fast lane's instance gave the id and adds the header (taskql.app)
+            request_id = given
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
-                headers.append((HEADER, request_id.encode()))
-                message["headers"] = headers
+                if given is None:
+                    headers = list(message.get("headers", []))
+                    headers.append((HEADER, request_id.encode()))
+                    message["headers"] = headers
             await send(message)
 
         with request_id_bound(request_id):

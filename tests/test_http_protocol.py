@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings, SettingsError
-from graph.http import LEGACY_JSON, RESPONSE_JSON, negotiate
+from graph.http import LEGACY_JSON, RESPONSE_JSON, TaskQLRouter, negotiate
 from graph.persisted import PersistedQueries, PersistedQueryError, RecentQueries, query_hash
 from taskql.app import create_app
 from tests.support.graphql import bearer
@@ -830,3 +830,24 @@ async def test_cross_origin_reads_get_their_cors_headers(
         same = await cors.post("/graphql", json={"query": ME}, headers=bearer(admin_token))
         assert "access-control-allow-origin" not in same.headers
         assert same.headers[READ_PATH] == "compiled"
+
+
+async def test_an_unhandled_exception_behind_the_lane_is_a_coded_json_500(
+    client: httpx.AsyncClient, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request the lane hands on to the whole app (a mutation) that meets a bug there gets
+    the coded JSON 500 with its id, once, not Starlette's plain-text page."""
+
+    async def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("a bug behind the lane")
+
+    monkeypatch.setattr(TaskQLRouter, "run", broken)
+    response = await client.post(
+        "/graphql",
+        json={"query": 'mutation { createProject(input: {name: "X"}) { project { id } } }'},
+        headers={**bearer(admin_token), "X-Request-ID": "lane-bug-7"},
+    )
+    body = assert_error(response, 500, "INTERNAL_SERVER_ERROR")
+    assert body["errors"][0]["extensions"]["requestId"] == "lane-bug-7"
+    assert response.headers.get_list("x-request-id") == ["lane-bug-7"]
+    assert "a bug" not in response.text
