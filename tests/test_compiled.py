@@ -25,7 +25,7 @@ from graph.schema import build_schema
 from taskql.app import create_app
 from tests.support.accounts import UserFactory
 from tests.support.corpus import Pools, generate
-from tests.support.graphql import bearer
+from tests.support.graphql import FAILED_STATEMENT, bearer
 from tests.support.world import ROLES, World, pk
 
 # When a failing field nulls its parent, graphql-core drops the sibling resolvers it had not
@@ -83,6 +83,7 @@ class Pair:
     ) -> Answer:
         """The compiled app's answer, after checking the executor gives the same."""
         compiled, executor = await self.ask(query, variables, token)
+        assert compiled.path != FAILED_STATEMENT, (query, variables, "see the log")
         if compiled.path.startswith("executor"):
             # Both apps ran the executor. Its root fields run concurrently, so when several
             # fail, which errors are reported can vary from run to run: compare what it fixes.

@@ -53,6 +53,10 @@ def _as_json(value: Any) -> Any:
         return sa.func.coalesce(value, sa.literal_column(JSON_NULL))
     if isinstance(value_type, sa.Integer):
         text = sa.cast(value, sa.Text)
+    elif isinstance(value_type, sa.String):
+        # Typed, so that a constant ('PageInfo') is text to to_json, not a literal of unknown
+        # type, which PostgreSQL cannot resolve its polymorphic argument from.
+        text = sa.cast(sa.func.to_json(sa.cast(value, sa.Text)), sa.Text)
     else:
         text = sa.cast(sa.func.to_json(value), sa.Text)
     return sa.func.coalesce(text, sa.literal_column(JSON_NULL))
