@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     database_statement_timeout_seconds: float = Field(default=5.0, gt=0)
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Connections per server process, a fixed pool (db/engine.py). Small on purpose: a database
+    # runs as many statements at once as it has cores, and more backends than that only take
+    # turns (bench/README.md: 4 rather than 10 per worker halved the read benchmark's p99).
+    database_pool_size: int = Field(default=4, ge=1, le=1000)
     jwt_secret_key: str = Field(
         default="", validation_alias=AliasChoices("JWT_SECRET_KEY", "SECRET_KEY", "jwt_secret_key")
     )

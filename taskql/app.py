@@ -78,7 +78,11 @@ class TaskQLApp(FastAPI):
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     """Build the app. Tests pass their own settings and engine and skip the lifespan."""
     settings = (settings or get_settings()).checked()
-    engine = engine or make_engine(settings.database_url, timeouts=Timeouts.of(settings))
+    engine = engine or make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeouts=Timeouts.of(settings),
+    )
     services = build_services(settings, engine)
 
     @asynccontextmanager

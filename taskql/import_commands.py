@@ -29,7 +29,9 @@ async def _worker(settings: "Settings", count: int, until_idle: bool) -> int:
     from db.engine import Timeouts, make_engine, make_session_factory
     from importer.runner import ImportRunner, settle_heap
 
-    engine = make_engine(settings.database_url, timeouts=Timeouts.of(settings))
+    # Each runner holds a connection while it loads a batch; one more for claiming jobs.
+    pool_size = max(settings.database_pool_size, count + 1)
+    engine = make_engine(settings.database_url, pool_size=pool_size, timeouts=Timeouts.of(settings))
     try:
         runners = [ImportRunner(make_session_factory(engine), settings) for _ in range(count)]
         settle_heap()

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, QueueCommon
 
+from core.settings import Settings
 from db.engine import Timeouts, make_engine
 from db.pool import FairAsyncPool, FairQueue
+from taskql.app import create_app
 
 
 async def take(queue: QueueCommon[str], seconds: float = 5.0) -> str:
@@ -136,3 +138,17 @@ async def test_the_engine_serves_checkouts_in_order_and_times_out_cleanly(
             assert await connection.scalar(sa.select(sa.literal(8))) == 8
     finally:
         await small.dispose()
+
+
+async def test_a_server_pools_database_pool_size_connections(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    settings = Settings(database_url=database_url, database_pool_size=3)
+    assert Settings(database_url=database_url).database_pool_size == 4  # the default
+    app = create_app(settings)
+    own = app.state.services.engine
+    try:
+        assert isinstance(own.sync_engine.pool, FairAsyncPool)
+        assert own.sync_engine.pool.size() == 3
+    finally:
+        await own.dispose()

@@ -185,7 +185,10 @@ def parse_args() -> Namespace:
     parser.add_argument("--peer", choices=("postgraphile",), help="compare with this server")
     parser.add_argument("--peer-workers", type=int, help="its Node workers (default --workers)")
     parser.add_argument(
-        "--peer-pool", type=int, default=10, help="its PostgreSQL pool per worker (default 10)"
+        "--peer-pool",
+        type=int,
+        default=Settings().database_pool_size,
+        help="its PostgreSQL pool per worker (default: TaskQL's DATABASE_POOL_SIZE, 4)",
     )
     parser.add_argument(
         "--sizes", type=int, nargs="+", metavar="TASKS", help="a fresh database per size"
