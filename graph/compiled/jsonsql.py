@@ -6,7 +6,7 @@ that a subquery's value is JSON, so nested values are re-marked with `json()` th
 PostgreSQL writes the JSON as text: each object is its keys, written into the statement, joined
 with `||` to each value's JSON (`to_json` quotes and escapes strings, integers are their digits),
 and each array a `string_agg` of its elements. `json_build_object` and `json_agg` build the
-same values at about 1.4 times the database's CPU (they work out each argument's type on every
+same values at 1.1 to 1.25 times the database's CPU (they work out each argument's type on every
 call), and put spaces after colons. Expressions that are JSON text already carry the `JsonText`
 type, so that they are embedded as they are rather than quoted again.
 """
