@@ -39,10 +39,10 @@ def aliases(count: int) -> str:
     return "{ " + " ".join(f"a{i}: __typename" for i in range(count)) + " }"
 
 
-async def timed(call: Awaitable[GqlResult]) -> GqlResult:
+async def timed(call: Awaitable[GqlResult], within: float = QUICK_SECONDS) -> GqlResult:
     start = time.perf_counter()
     result = await call
-    assert time.perf_counter() - start < QUICK_SECONDS
+    assert time.perf_counter() - start < within
     return result
 
 
@@ -198,7 +198,10 @@ async def test_6000_tokens_under_the_body_limit_are_refused(gql: Gql, settings: 
 async def test_repeated_fields_cannot_burn_the_cpu(gql: Gql, admin_token: str) -> None:
     # 4,000 tokens: under every limit, but quadratic work for the overlapping-fields rule.
     query = "{ " + "me { id } " * 1000 + "}"
-    refused(await timed(gql(query, token=admin_token)), "QUERY_TOO_COMPLEX")
+    # The overlapping-fields rule works through its budget (graph/limits.py COMPLEXITY_BUDGET:
+    # 0.3 to 0.5 s on an idle machine, 2.04 s once in a CI run under load) before it gives up,
+    # which the code says it did; without the budget it validates for 5.5 s, then runs it.
+    refused(await timed(gql(query, token=admin_token), within=4.0), "QUERY_TOO_COMPLEX")
     # An ordinary amount of repetition is fine.
     assert (await gql("{ " + "me { id } " * 20 + "}", token=admin_token)).ok()["me"]
 
