@@ -1,6 +1,7 @@
 """What every benchmark needs around the server it starts: a port, a readiness wait, a stop, a
 PostgreSQL database of its own, and the server's memory."""
 
+import argparse
 import socket
 import subprocess
 import sys
@@ -59,11 +60,12 @@ def postgres_url(server_url: str, database: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def recreate_postgres(url: str, *, create: bool) -> None:
-    """Drop (and create) the benchmark's own database, through the server's `postgres` one."""
+async def recreate_postgres(url: str, *, create: bool, via: str = "postgres") -> None:
+    """Drop (and create) the database of `url`, through the server's database `via` (the test
+    suite's scratch databases go through TEST_DATABASE_URL's)."""
     parsed = make_url(url)
     admin = create_async_engine(
-        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        parsed.set(database=via), isolation_level="AUTOCOMMIT", poolclass=NullPool
     )
     try:
         async with admin.connect() as conn:
@@ -80,3 +82,12 @@ def rss_mib(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field}")
+
+
+def sizes_and_databases(parser: argparse.ArgumentParser) -> None:
+    """The `--rows`, `--db` and `--pg-url` arguments of the import and export benchmarks."""
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument(
+        "--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"]
+    )
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")

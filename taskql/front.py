@@ -88,10 +88,11 @@ class CompiledReadsFront:
         self.cors = cors  # cross-origin requests then go on, for the CORS middleware to answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        media = self._candidate(scope)
-        if media is None:
+        candidate = self._candidate(scope)
+        if candidate is None:
             await self.app(scope, receive, send)
             return
+        media, token = candidate
         body, state = await _read_body(receive, self.max_bytes)
         if state is GONE:
             return
@@ -100,7 +101,7 @@ class CompiledReadsFront:
             return
         started = time.perf_counter()
         try:
-            answer = await self._answer(scope, body)
+            answer = await self._answer(scope, body, token)
         except ServiceUnavailable:
             await self._unavailable(send, media)
             seconds = time.perf_counter() - started
@@ -117,8 +118,9 @@ class CompiledReadsFront:
         retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
         await _send_json(send, body, CONTENT_TYPES[media], header, status=503, extra=retry)
 
-    def _candidate(self, scope: Scope) -> str | None:
-        """The media type to answer in, when the request is one this door may answer."""
+    def _candidate(self, scope: Scope) -> tuple[str, str] | None:
+        """The media type to answer in and the bearer token, when the request is one this door
+        may answer."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             return None
         headers = dict(scope.get("headers") or [])
@@ -130,23 +132,22 @@ class CompiledReadsFront:
             return None  # for the size limit to refuse
         if self.cors and b"origin" in headers:
             return None
-        if bearer_token(headers.get(b"authorization", b"").decode("latin-1")) is None:
+        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+        if token is None:
             return None
         accept = headers.get(b"accept")
-        return negotiate(accept.decode("latin-1") if accept is not None else None)
+        media = negotiate(accept.decode("latin-1") if accept is not None else None)
+        return None if media is None else (media, token)
 
-    async def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+    async def _answer(self, scope: Scope, body: bytes, token: str) -> bytes | None:
         started = time.perf_counter()
         try:
             query, variables, name = _request_fields(body, self.persisted)
         except _NotPlain:
             return None
-        headers = dict(scope.get("headers") or [])
-        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         authenticator = self.authenticator
 
         async def load_caller() -> Any:
-            assert token is not None
             return await authenticator.user_for_access_token(token)
 
         read = HttpRead(query, variables, name, token, authenticator, load_caller)

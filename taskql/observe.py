@@ -105,6 +105,19 @@ def route_label(scope: Scope, answered_before_routing: frozenset[str]) -> str:
     return metrics.OTHER
 
 
+class _StatusWatch:
+    """A send that notes the response's status (500 until one is sent)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class ObservabilityMiddleware:
     """HTTP requests by route and status, open WebSockets, the request's span, its log facts."""
 
@@ -125,26 +138,19 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         facts = logs.bind_request()
-        status = 500
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = _StatusWatch(send)
         try:
             if tracing.TRACER is None:
-                await self.app(scope, receive, watched)
+                await self.app(scope, receive, watched.send)
             else:
                 await self._traced(scope, receive, watched, facts)
         finally:
             if metrics.ON:
                 route = route_label(scope, self.front_paths)
-                metrics.record_http(route, scope["method"], str(status))
+                metrics.record_http(route, scope["method"], str(watched.status))
 
     async def _traced(
-        self, scope: Scope, receive: Receive, send: Send, facts: logs.RequestFacts
+        self, scope: Scope, receive: Receive, watched: "_StatusWatch", facts: logs.RequestFacts
     ) -> None:
         headers = {
             name.decode("latin-1"): value.decode("latin-1")
@@ -163,21 +169,13 @@ class ObservabilityMiddleware:
         )
         assert span is not None
         facts.span = span
-        status = 500
-
-        async def watched(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         with trace.use_span(span, end_on_exit=True, record_exception=True):
-            await self.app(scope, receive, watched)
+            await self.app(scope, receive, watched.send)
             route = route_label(scope, self.front_paths)
             span.update_name(f"{scope['method']} {route}")
             span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
+            span.set_attribute("http.response.status_code", watched.status)
+            if watched.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -29,6 +29,7 @@ from bench.common import (
     postgres_url,
     recreate_postgres,
     rss_mib,
+    sizes_and_databases,
     stop,
     wait_ready,
 )
@@ -157,11 +158,7 @@ async def run_case(database: str, rows: int, args: argparse.Namespace, workdir: 
 def main() -> None:
     """Seed, export and measure each size on each database; print a summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument(
-        "--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"]
-    )
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    sizes_and_databases(parser)
     parser.add_argument("--order-by", choices=["ID", "CREATED_AT", "UPDATED_AT", "TITLE", "STATUS"])
     args = parser.parse_args()
     results = []

@@ -31,6 +31,7 @@ from bench.common import (
     postgres_url,
     recreate_postgres,
     rss_mib,
+    sizes_and_databases,
     stop,
     wait_ready,
 )
@@ -250,11 +251,7 @@ async def run_case(case: Case, args: argparse.Namespace, workdir: Path, csv_path
 def main() -> None:
     """Generate, import and measure each size on each database; print a summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.import", description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    parser.add_argument(
-        "--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"]
-    )
-    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    sizes_and_databases(parser)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     lines = []

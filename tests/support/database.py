@@ -5,9 +5,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import recreate_postgres
 from core.settings import Settings
 from db.models import metadata
 
@@ -39,14 +39,9 @@ def scratch_postgres_url(tag: str) -> str:
 
 async def recreate_postgres_database(admin_url: str, name: str, *, create: bool) -> None:
     """Drop (and create) a scratch database through a connection to TEST_DATABASE_URL's."""
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            if create:
-                await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
+    admin = make_url(admin_url)
+    scratch = admin.set(database=name).render_as_string(hide_password=False)
+    await recreate_postgres(scratch, create=create, via=admin.database or "postgres")
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
