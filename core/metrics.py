@@ -105,6 +105,11 @@ pool_timeouts = Counter(
     "taskql_db_pool_checkout_timeouts",
     "Checkouts that gave up after DATABASE_POOL_TIMEOUT_SECONDS.",
 )
+read_batch_size = Histogram(
+    "taskql_db_read_batch_size",
+    "Compiled reads sent to PostgreSQL in one round trip (db/direct.py).",
+    buckets=(1, 2, 4, 8, 16),
+)
 login_attempts = Counter(
     "taskql_login_attempts", "Login attempts by outcome: success, failure, throttled.", ["outcome"]
 )

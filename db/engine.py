@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings
+from db.direct import set_client_timeout
 from db.outage import connect_failure
 from db.pool import FairAsyncPool
 
@@ -200,6 +201,7 @@ def make_engine(
         connect_args["timeout"] = timeouts.connect
     if timeouts.statement is not None:
         connect_args["command_timeout"] = timeouts.statement + CLIENT_TIMEOUT_MARGIN
+        client_timeout = connect_args["command_timeout"]
     if timeouts.pool is not None:
         options["pool_timeout"] = timeouts.pool
     # A fixed pool: under load, overflow connections were opened and closed again for every few
@@ -222,6 +224,8 @@ def make_engine(
     event.listen(sync, "begin", _postgres_begin)
     event.listen(sync, "checkout", _drop_closed)
     event.listen(sync, "handle_error", _drop_interrupted)
+    if timeouts.statement is not None:
+        set_client_timeout(engine, client_timeout)  # for the batched reads of db/direct.py
     return engine
 
 
