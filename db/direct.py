@@ -84,7 +84,7 @@ async def fetch_row(engine: AsyncEngine, sql: str, parameters: Sequence[Any]) ->
         watcher(sql)
     span = statement_span(engine.dialect.name, sql)
     try:
-        return await _pipeline(sync).read(sql, parameters)
+        return await _pipeline(sync).read(sync.pool, sql, parameters)
     except BaseException as exc:
         if span is not None:
             span.record_exception(exc)
@@ -102,7 +102,7 @@ def _pipeline(sync_engine: Any) -> "Pipeline":
     loop = asyncio.get_running_loop()
     pipeline = _pipelines.get(sync_engine)
     if pipeline is None or pipeline.loop is not loop:  # one per event loop (tests run several)
-        pipeline = Pipeline(sync_engine.pool, loop, _client_timeouts.get(sync_engine))
+        pipeline = Pipeline(loop, _client_timeouts.get(sync_engine))
         _pipelines[sync_engine] = pipeline
     return pipeline
 
@@ -131,19 +131,20 @@ class Pipeline:
     """The reads of one engine on one event loop: for each statement text, the reads waiting
     to go, and at most one batch waiting for a connection to take them."""
 
-    def __init__(self, pool: Pool, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
-        self.pool = pool
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
         self.loop = loop
         self.timeout = timeout
         self.waiting: dict[str, list[_Read]] = {}
         self.collecting: set[str] = set()  # statements with a batch waiting for a connection
         self.running: set[asyncio.Task[None]] = set()
 
-    async def read(self, sql: str, parameters: Sequence[Any]) -> Row:
+    async def read(self, pool: Pool, sql: str, parameters: Sequence[Any]) -> Row:
+        """`sql`'s row for `parameters`, from a connection of `pool` (the engine's pool of the
+        moment: disposing of an engine replaces it)."""
         read = _Read(parameters, self.loop.create_future())
         self.waiting.setdefault(sql, []).append(read)
         if sql not in self.collecting:
-            self._collect(sql)
+            self._collect(pool, sql)
         try:
             return await read.future
         except asyncio.CancelledError:
@@ -155,16 +156,16 @@ class Pipeline:
                 await asyncio.wait([batch.task])
             raise
 
-    def _collect(self, sql: str) -> None:
+    def _collect(self, pool: Pool, sql: str) -> None:
         self.collecting.add(sql)
         batch = _Batch()
-        batch.task = self.loop.create_task(self._run(sql, batch))
+        batch.task = self.loop.create_task(self._run(pool, sql, batch))
         batch.task.add_done_callback(self.running.discard)
         self.running.add(batch.task)
 
-    async def _run(self, sql: str, batch: _Batch) -> None:
+    async def _run(self, pool: Pool, sql: str, batch: _Batch) -> None:
         try:
-            await greenlet_spawn(self._send, sql, batch)
+            await greenlet_spawn(self._send, pool, sql, batch)
         except BaseException as exc:
             # Without a connection (the pool timed out, the database is down), the reads this
             # batch was to take fail with it, as each would have on its own; so do the ones
@@ -177,21 +178,21 @@ class Pipeline:
             if not isinstance(exc, Exception):
                 raise
 
-    def _take(self, sql: str) -> list[_Read]:
+    def _take(self, pool: Pool, sql: str) -> list[_Read]:
         """The reads now waiting for `sql` (up to the limit; a new batch for the rest)."""
         self.collecting.discard(sql)
         waiting = [read for read in self.waiting.pop(sql, []) if not read.future.done()]
         reads, rest = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
         if rest:
             self.waiting[sql] = rest
-            self._collect(sql)
+            self._collect(pool, sql)
         return reads
 
-    def _send(self, sql: str, batch: _Batch) -> None:
+    def _send(self, pool: Pool, sql: str, batch: _Batch) -> None:
         # Runs in SQLAlchemy's greenlet, where the pool may wait for a connection.
-        pooled = self.pool.connect()
+        pooled = pool.connect()
         try:
-            batch.reads = self._take(sql)
+            batch.reads = self._take(pool, sql)
             for read in batch.reads:
                 read.batch = batch
             if batch.reads:

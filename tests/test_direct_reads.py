@@ -153,6 +153,17 @@ async def test_a_batch_whose_reads_are_all_cancelled_drops_its_connection(
         assert (await fetch_row(one_connection, PID, []))[0] != pid
 
 
+async def test_reads_go_to_the_pool_the_engine_has_now(one_connection: AsyncEngine) -> None:
+    """Disposing of an engine replaces its pool: later reads must not open connections on the
+    old one, which nobody would close."""
+    await fetch_row(one_connection, PID, [])
+    await one_connection.dispose()
+    await fetch_row(one_connection, PID, [])
+    pool = one_connection.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedin() == 1
+
+
 async def test_a_pool_timeout_fails_the_reads_that_waited_for_it(
     engine: AsyncEngine, database_url: str
 ) -> None:
