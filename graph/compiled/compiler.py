@@ -115,23 +115,38 @@ class Build:
 
 class RowSource:
     """The columns of the row an object is built from (read as attributes), and the to-one
-    relations joined to it: a relation is a LEFT JOIN on the row's FROM clause, not a
-    subquery per row, so the database can join a page's projects in one pass."""
+    relations joined to it: a relation is an outer join on the row's FROM clause, not a
+    subquery per field, so each related row is found once however many of its fields are
+    selected.
 
-    __slots__ = ("columns", "joins")
+    On PostgreSQL the join is LATERAL, a lookup of the one row by its key (`LIMIT 1` keeps the
+    planner from turning it back into a plain join). With plain joins PostgreSQL hashed the
+    whole `project` and `user` tables for a page of 50 tasks whenever that looked cheaper than
+    50 index lookups, so the page cost more as those tables grew: 945 against 791 µs a
+    statement at 2,000 projects and 10,000 users, and the same (857 against 859 µs) at 200 and
+    1,000. SQLite looks rows up by their key in any case."""
 
-    def __init__(self, columns: Any, joins: list[tuple[Any, Any]] | None = None) -> None:
+    __slots__ = ("columns", "joins", "lateral")
+
+    def __init__(
+        self, columns: Any, joins: list[tuple[Any, Any]] | None = None, *, lateral: bool
+    ) -> None:
         self.columns = columns
         self.joins = [] if joins is None else joins
+        self.lateral = lateral
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.columns, name)
 
     def related(self, table: Any, key: Any) -> "RowSource":
         """The row of `table` whose id is `key`, joined (outer) to this row's FROM clause."""
-        alias = table.alias()
-        self.joins.append((alias, alias.c.id == key))
-        return RowSource(alias.c, self.joins)
+        if self.lateral:
+            found = sa.select(*table.c).where(table.c.id == key).limit(1).lateral()
+            self.joins.append((found, sa.true()))
+        else:
+            found = table.alias()
+            self.joins.append((found, found.c.id == key))
+        return RowSource(found.c, self.joins, lateral=self.lateral)
 
     def joined(self, base: Any) -> Any:
         """`base` with every relation joined to it."""

@@ -91,7 +91,8 @@ def connection(
     cursor = cursor_sql(
         json.dialect, shape.sort, shape.descending, sort.kind, page.c.id, page.c._sort
     )
-    row = RowSource(page.c)  # the relations its nodes select are joined to the page
+    # The relations its nodes select are joined to the page.
+    row = RowSource(page.c, lateral=json.postgres)
     pairs: list[tuple[str, Any]] = []
     for field in selected:
         if field.name == "edges":

@@ -64,7 +64,7 @@ def _single(
     me: bool = False,
 ) -> Any:
     found = sa.select(table).where(*conditions).correlate(None).subquery()
-    row = RowSource(found.c)
+    row = RowSource(found.c, lateral=build.json.postgres)
     value = obj(build, type_name, row, build.children(QUERY, field), me=me)
     return sa.select(value).select_from(row.joined(found)).scalar_subquery()
 
