@@ -21,8 +21,9 @@ and cut the p99 (bench/README.md).
 
 What SQLAlchemy's layer did for the server is kept: the connection comes from, and goes back
 to, the engine's pool (its size, fair waiting, timeouts, checkout checks and metrics); the
-statement and client timeouts are the connection's (the client's scaled by the batch's size,
-since PostgreSQL times each statement of a batch on its own); a read inside a recorded trace
+statement and client timeouts are the connection's (PostgreSQL times each statement of a batch
+on its own, the driver the whole batch as one, so a statement that is slow for its own sake is
+not batched: see `Pipeline._limit`); a read inside a recorded trace
 gets its `db.query` span; and a connection interrupted mid-statement (a timeout, a lost socket,
 or every read of its batch cancelled) is aborted and dropped from the pool rather than reused.
 A statement that fails in a batch makes the others run again one by one on the same
@@ -30,6 +31,7 @@ connection, so only the read that fails sees its error.
 """
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,12 +42,15 @@ from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_, greenlet_spawn
 
 from core import metrics
+from db.engine import client_timeout
 from db.observe import statement_span
 
 INTERRUPTED = (TimeoutError, asyncio.CancelledError, ConnectionError)
 # At most this many reads to a round trip: enough for the whole backlog of a busy server
 # process, few enough that one batch does not keep the others' answers long.
 BATCH_LIMIT = 16
+BATCH_SHARE = 0.25  # of the client timeout, that a batch is expected to take at most
+TIMED_STATEMENTS = 1024
 
 Row = tuple[Any, ...]
 StatementWatcher = Callable[[str], None]
@@ -67,15 +72,6 @@ def supports_direct_reads(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
 
 
-# The client timeout of one statement, per engine (db/engine.py sets it with the connections'
-# `command_timeout`); None: the driver's own.
-_client_timeouts: "weakref.WeakKeyDictionary[Any, float]" = weakref.WeakKeyDictionary()
-
-
-def set_client_timeout(engine: AsyncEngine, seconds: float) -> None:
-    _client_timeouts[engine.sync_engine] = seconds
-
-
 async def fetch_row(engine: AsyncEngine, sql: str, parameters: Sequence[Any]) -> Row:
     """The one row `sql` returns, in autocommit (a read: no BEGIN, no ROLLBACK), sent together
     with the other reads of the same `sql` waiting at the time."""
@@ -84,7 +80,7 @@ async def fetch_row(engine: AsyncEngine, sql: str, parameters: Sequence[Any]) ->
         watcher(sql)
     span = statement_span(engine.dialect.name, sql)
     try:
-        return await _pipeline(sync).read(sync.pool, sql, parameters)
+        return await _pipeline(engine).read(sync.pool, sql, parameters)
     except BaseException as exc:
         if span is not None:
             span.record_exception(exc)
@@ -98,12 +94,12 @@ async def fetch_row(engine: AsyncEngine, sql: str, parameters: Sequence[Any]) ->
 _pipelines: "weakref.WeakKeyDictionary[Any, Pipeline]" = weakref.WeakKeyDictionary()
 
 
-def _pipeline(sync_engine: Any) -> "Pipeline":
+def _pipeline(engine: AsyncEngine) -> "Pipeline":
     loop = asyncio.get_running_loop()
-    pipeline = _pipelines.get(sync_engine)
+    pipeline = _pipelines.get(engine.sync_engine)
     if pipeline is None or pipeline.loop is not loop:  # one per event loop (tests run several)
-        pipeline = Pipeline(loop, _client_timeouts.get(sync_engine))
-        _pipelines[sync_engine] = pipeline
+        pipeline = Pipeline(loop, client_timeout(engine))
+        _pipelines[engine.sync_engine] = pipeline
     return pipeline
 
 
@@ -120,11 +116,11 @@ class _Batch:
     __slots__ = ("reads", "task")
 
     def __init__(self) -> None:
-        self.reads: list[_Read] = []
+        self.reads: list[_Read] | None = None  # None until it has a connection and takes them
         self.task: asyncio.Task[None] | None = None
 
     def abandoned(self) -> bool:
-        return all(read.future.done() for read in self.reads)
+        return all(read.future.done() for read in self.reads or ())
 
 
 class Pipeline:
@@ -133,7 +129,8 @@ class Pipeline:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
         self.loop = loop
-        self.timeout = timeout
+        self.timeout = timeout  # the driver's wait for one answer, a whole batch's included
+        self.seconds: dict[str, float] = {}  # per statement text: its recent time per read
         self.waiting: dict[str, list[_Read]] = {}
         self.collecting: set[str] = set()  # statements with a batch waiting for a connection
         self.running: set[asyncio.Task[None]] = set()
@@ -170,7 +167,7 @@ class Pipeline:
             # Without a connection (the pool timed out, the database is down), the reads this
             # batch was to take fail with it, as each would have on its own; so do the ones
             # it took if it was stopped.
-            if not batch.reads and sql in self.collecting:
+            if batch.reads is None:  # still the statement's collecting batch
                 self.collecting.discard(sql)
                 batch.reads = self.waiting.pop(sql, [])
             for read in batch.reads:
@@ -182,11 +179,32 @@ class Pipeline:
         """The reads now waiting for `sql` (up to the limit; a new batch for the rest)."""
         self.collecting.discard(sql)
         waiting = [read for read in self.waiting.pop(sql, []) if not read.future.done()]
-        reads, rest = waiting[:BATCH_LIMIT], waiting[BATCH_LIMIT:]
+        limit = self._limit(sql)
+        reads, rest = waiting[:limit], waiting[limit:]
         if rest:
             self.waiting[sql] = rest
             self._collect(pool, sql)
         return reads
+
+    def _limit(self, sql: str) -> int:
+        """How many reads of `sql` may share a round trip: BATCH_LIMIT, unless at their recent
+        pace a batch would take more than BATCH_SHARE of the client timeout (the driver gives a
+        batch no longer than one statement: a stalled server is noticed as soon as with one).
+        One until the statement has been timed once."""
+        if self.timeout is None:
+            return BATCH_LIMIT
+        seconds = self.seconds.get(sql)
+        if seconds is None:
+            return 1
+        fits = int(self.timeout * BATCH_SHARE / max(seconds, 1e-6))
+        return max(1, min(BATCH_LIMIT, fits))
+
+    def _timed(self, sql: str, started: float, reads: int) -> None:
+        each = (time.perf_counter() - started) / reads
+        before = self.seconds.get(sql)
+        if before is None and len(self.seconds) >= TIMED_STATEMENTS:
+            self.seconds.clear()  # bounded: statements come and go with the plan cache
+        self.seconds[sql] = each if before is None else before + (each - before) / 4
 
     def _send(self, pool: Pool, sql: str, batch: _Batch) -> None:
         # Runs in SQLAlchemy's greenlet, where the pool may wait for a connection.
@@ -206,12 +224,15 @@ class Pipeline:
         """Answer `reads` in one round trip."""
         driver = pooled.driver_connection
         assert driver is not None
+        started = time.perf_counter()
         try:
             rows = self._execute(driver, sql, reads)
         except BaseException as exc:
             if isinstance(exc, INTERRUPTED) or driver.is_closed():
                 driver.terminate()  # mid-protocol, or gone: never wait on it again
                 pooled.invalidate(exc if isinstance(exc, Exception) else None)
+                raise
+            if not isinstance(exc, Exception):
                 raise
             if isinstance(exc, asyncpg.PostgresError) and len(reads) > 1:
                 # After a failed batch: each read alone, so only the one that fails sees it.
@@ -222,18 +243,18 @@ class Pipeline:
             for read in reads:
                 _fail(read, exc)
             return
+        self._timed(sql, started, len(reads))
         for read, row in zip(reads, rows, strict=True):
             if not read.future.done():
                 read.future.set_result(tuple(row))
 
     def _execute(self, driver: Any, sql: str, reads: list[_Read]) -> list[Any]:
-        timeout = None if self.timeout is None else self.timeout * len(reads)
         if len(reads) == 1:
-            row = await_(driver.fetchrow(sql, *reads[0].parameters, timeout=timeout))
+            row = await_(driver.fetchrow(sql, *reads[0].parameters))
             if row is None:
                 raise LookupError("the statement returned no row")
             return [row]
-        rows = await_(driver.fetchmany(sql, [r.parameters for r in reads], timeout=timeout))
+        rows = await_(driver.fetchmany(sql, [r.parameters for r in reads]))
         if len(rows) != len(reads):
             raise LookupError(f"{len(reads)} statements returned {len(rows)} rows")
         return list(rows)

@@ -1,6 +1,7 @@
 """Async engine and session factory for SQLite (embedded default) and PostgreSQL."""
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings
-from db.direct import set_client_timeout
 from db.outage import connect_failure
 from db.pool import FairAsyncPool
 
@@ -174,6 +174,16 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+# The client timeout of one statement on a PostgreSQL engine (its connections' `command_timeout`),
+# for the batched reads of db/direct.py.
+_client_timeouts: "weakref.WeakKeyDictionary[Any, float]" = weakref.WeakKeyDictionary()
+
+
+def client_timeout(engine: AsyncEngine) -> float | None:
+    """How long the driver waits for one statement's answer on this engine (None: no limit)."""
+    return _client_timeouts.get(engine.sync_engine)
+
+
 def make_engine(
     url: str, *, pool_size: int = 10, echo: bool = False, timeouts: Timeouts | None = None
 ) -> AsyncEngine:
@@ -201,7 +211,6 @@ def make_engine(
         connect_args["timeout"] = timeouts.connect
     if timeouts.statement is not None:
         connect_args["command_timeout"] = timeouts.statement + CLIENT_TIMEOUT_MARGIN
-        client_timeout = connect_args["command_timeout"]
     if timeouts.pool is not None:
         options["pool_timeout"] = timeouts.pool
     # A fixed pool: under load, overflow connections were opened and closed again for every few
@@ -225,7 +234,7 @@ def make_engine(
     event.listen(sync, "checkout", _drop_closed)
     event.listen(sync, "handle_error", _drop_interrupted)
     if timeouts.statement is not None:
-        set_client_timeout(engine, client_timeout)  # for the batched reads of db/direct.py
+        _client_timeouts[sync] = connect_args["command_timeout"]
     return engine
 
 

@@ -183,6 +183,33 @@ async def test_a_pool_timeout_fails_the_reads_that_waited_for_it(
         await short.dispose()
 
 
+async def test_reads_too_slow_to_share_the_client_timeout_go_one_by_one(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """The driver gives a batch the time of one statement: with a 1 s statement timeout (the
+    client's 1.5 s), reads of 0.2 s each are not batched, quick ones are."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's driver")
+    settings = Settings(database_url=database_url, database_statement_timeout_seconds=1.0)
+    timed = make_engine(database_url, pool_size=1, timeouts=Timeouts.of(settings))
+    slow = "SELECT pg_sleep($1::float8), $2::int, now()::text"
+    try:
+        await fetch_row(timed, slow, [0.2, 0])  # the statement's pace, once
+        hold = await holding(timed, 0.1)
+        rows = await asyncio.gather(*(fetch_row(timed, slow, [0.2, n]) for n in range(3)))
+        await hold
+        assert [row[1] for row in rows] == [0, 1, 2]
+        assert len({row[2] for row in rows}) == 3  # three round trips
+
+        await fetch_row(timed, ECHO, [0])
+        hold = await holding(timed, 0.1)
+        rows = await asyncio.gather(*(fetch_row(timed, ECHO, [n]) for n in range(5)))
+        await hold
+        assert len({row[1] for row in rows}) == 1  # one
+    finally:
+        await timed.dispose()
+
+
 # Over HTTP: every caller of the world, every task, at once through a pool of one connection.
 TASK = (
     "query Task($id: Int!) { task(id: $id) { id title status"
