@@ -113,6 +113,17 @@ async def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
 
 
 @pytest.fixture
+async def small_engine(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A second engine on the PostgreSQL test database with a single pooled connection (tests
+    of PostgreSQL's transaction handling and of its driver; skipped on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's connections")
+    one = make_engine(database_url, pool_size=1)
+    yield one
+    await one.dispose()
+
+
+@pytest.fixture
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return make_session_factory(engine)
 

@@ -33,16 +33,6 @@ SLEEP = "SELECT pg_sleep($1::float8), $2::int"
 PID = "SELECT pg_backend_pid()"
 
 
-@pytest.fixture
-async def one_connection(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the test database whose pool holds a single connection."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's driver")
-    one = make_engine(database_url, pool_size=1)
-    yield one
-    await one.dispose()
-
-
 def checked_out(engine: AsyncEngine) -> int:
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
@@ -67,13 +57,13 @@ async def holding(engine: AsyncEngine, seconds: float) -> "asyncio.Task[Any]":
     return task
 
 
-async def test_reads_that_wait_together_share_a_round_trip(one_connection: AsyncEngine) -> None:
-    alone = [await fetch_row(one_connection, ECHO, [n]) for n in range(3)]
+async def test_reads_that_wait_together_share_a_round_trip(small_engine: AsyncEngine) -> None:
+    alone = [await fetch_row(small_engine, ECHO, [n]) for n in range(3)]
     assert [row[0] for row in alone] == [0, 1, 2]
     assert len({row[1] for row in alone}) == 3  # one transaction, one round trip, each
 
-    hold = await holding(one_connection, 0.3)
-    rows = await asyncio.gather(*(fetch_row(one_connection, ECHO, [n]) for n in range(10)))
+    hold = await holding(small_engine, 0.3)
+    rows = await asyncio.gather(*(fetch_row(small_engine, ECHO, [n]) for n in range(10)))
     await hold
     assert [row[0] for row in rows] == list(range(10))  # each its own parameters and row
     assert len({row[1] for row in rows}) == 1  # all ten in one round trip
@@ -81,11 +71,11 @@ async def test_reads_that_wait_together_share_a_round_trip(one_connection: Async
 
 
 async def test_a_backlog_goes_out_in_batches_of_at_most_the_limit(
-    one_connection: AsyncEngine,
+    small_engine: AsyncEngine,
 ) -> None:
     count = 2 * BATCH_LIMIT + 5
-    hold = await holding(one_connection, 0.3)
-    rows = await asyncio.gather(*(fetch_row(one_connection, ECHO, [n]) for n in range(count)))
+    hold = await holding(small_engine, 0.3)
+    rows = await asyncio.gather(*(fetch_row(small_engine, ECHO, [n]) for n in range(count)))
     await hold
     assert [row[0] for row in rows] == list(range(count))
     # In arrival order: the first BATCH_LIMIT together, the next BATCH_LIMIT, then the rest.
@@ -105,42 +95,42 @@ def batch_sizes(rows: list[tuple[Any, ...]]) -> list[int]:
     return [size for _, size in runs]
 
 
-async def test_a_statement_that_fails_fails_only_its_own_read(one_connection: AsyncEngine) -> None:
-    pid = (await fetch_row(one_connection, PID, []))[0]
-    hold = await holding(one_connection, 0.2)
+async def test_a_statement_that_fails_fails_only_its_own_read(small_engine: AsyncEngine) -> None:
+    pid = (await fetch_row(small_engine, PID, []))[0]
+    hold = await holding(small_engine, 0.2)
     divisors = [1, 0, 3, 4]
     results = await asyncio.gather(
-        *(fetch_row(one_connection, "SELECT 12 / $1::int", [d]) for d in divisors),
+        *(fetch_row(small_engine, "SELECT 12 / $1::int", [d]) for d in divisors),
         return_exceptions=True,
     )
     await hold
     assert results[0] == (12,)
     assert isinstance(results[1], asyncpg.DivisionByZeroError)
     assert results[2:] == [(4,), (3,)]
-    assert (await fetch_row(one_connection, PID, []))[0] == pid  # the connection is kept
+    assert (await fetch_row(small_engine, PID, []))[0] == pid  # the connection is kept
 
 
 async def test_a_cancelled_read_leaves_the_others_of_its_batch_their_answers(
-    one_connection: AsyncEngine,
+    small_engine: AsyncEngine,
 ) -> None:
-    pid = (await fetch_row(one_connection, PID, []))[0]
-    hold = await holding(one_connection, 0.1)
-    reads = [asyncio.create_task(fetch_row(one_connection, SLEEP, [0.2, n])) for n in range(3)]
+    pid = (await fetch_row(small_engine, PID, []))[0]
+    hold = await holding(small_engine, 0.1)
+    reads = [asyncio.create_task(fetch_row(small_engine, SLEEP, [0.2, n])) for n in range(3)]
     await asyncio.sleep(0.2)  # the batch is on its first statement
     reads[1].cancel()
     answers = await asyncio.gather(*reads, return_exceptions=True)
     await hold
     assert isinstance(answers[1], asyncio.CancelledError)
     assert [answers[0], answers[2]] == [(None, 0), (None, 2)]
-    assert (await fetch_row(one_connection, PID, []))[0] == pid  # not interrupted
+    assert (await fetch_row(small_engine, PID, []))[0] == pid  # not interrupted
 
 
 async def test_a_batch_whose_reads_are_all_cancelled_drops_its_connection(
-    one_connection: AsyncEngine,
+    small_engine: AsyncEngine,
 ) -> None:
-    pid = (await fetch_row(one_connection, PID, []))[0]
-    hold = await holding(one_connection, 0.1)
-    reads = [asyncio.create_task(fetch_row(one_connection, SLEEP, [5.0, n])) for n in range(2)]
+    pid = (await fetch_row(small_engine, PID, []))[0]
+    hold = await holding(small_engine, 0.1)
+    reads = [asyncio.create_task(fetch_row(small_engine, SLEEP, [5.0, n])) for n in range(2)]
     await asyncio.sleep(0.3)
     for read in reads:
         read.cancel()
@@ -148,18 +138,18 @@ async def test_a_batch_whose_reads_are_all_cancelled_drops_its_connection(
         with pytest.raises(asyncio.CancelledError):
             await read
     await hold
-    assert checked_out(one_connection) == 0
+    assert checked_out(small_engine) == 0
     async with asyncio.timeout(3):  # a fresh connection, not one still sleeping
-        assert (await fetch_row(one_connection, PID, []))[0] != pid
+        assert (await fetch_row(small_engine, PID, []))[0] != pid
 
 
-async def test_reads_go_to_the_pool_the_engine_has_now(one_connection: AsyncEngine) -> None:
+async def test_reads_go_to_the_pool_the_engine_has_now(small_engine: AsyncEngine) -> None:
     """Disposing of an engine replaces its pool: later reads must not open connections on the
     old one, which nobody would close."""
-    await fetch_row(one_connection, PID, [])
-    await one_connection.dispose()
-    await fetch_row(one_connection, PID, [])
-    pool = one_connection.sync_engine.pool
+    await fetch_row(small_engine, PID, [])
+    await small_engine.dispose()
+    await fetch_row(small_engine, PID, [])
+    pool = small_engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedin() == 1
 

@@ -4,7 +4,6 @@ page of tasks reads the projects and assignees it shows in its own statement."""
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
 from db.direct import fetch_row
-from db.engine import SessionFactory, make_engine, make_session_factory
+from db.engine import SessionFactory, make_session_factory
 from db.models import Project, Task
 from tests.support.accounts import UserFactory
 from tests.support.graphql import Gql, post_graphql
@@ -27,16 +26,6 @@ def gql(executor_client: httpx.AsyncClient) -> Gql:
     """The executor's read path, whose statements these tests look at (the compiled path has
     its own statement-count test)."""
     return functools.partial(post_graphql, executor_client)
-
-
-@pytest.fixture
-async def small_engine(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A second engine on the test database with a single pooled connection."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's transaction handling")
-    one = make_engine(database_url, pool_size=1)
-    yield one
-    await one.dispose()
 
 
 def driver(connection: AsyncConnection) -> Any:
