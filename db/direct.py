@@ -17,7 +17,7 @@ answer. Each read is still its own statement with its own parameters and its own
 fill a batch: a read that finds a free connection goes at once, alone; the batches form while
 connections are busy, from the reads that would otherwise have queued one by one for them.
 On the read benchmark's `task(id)` (2 workers, 32 clients) the server's CPU per request fell
-from 270–330 to 180–190 µs, PostgreSQL's from 104–135 to 64–66 µs (bench/README.md).
+from 270-330 to 180-190 µs, PostgreSQL's from 104-135 to 64-66 µs (bench/README.md).
 
 What SQLAlchemy's layer did for the server is kept: the connection comes from, and goes back
 to, the engine's pool (its size, fair waiting, timeouts, checkout checks and metrics); the
