@@ -29,11 +29,13 @@ from tests.support.graphql import FAILED_STATEMENT, bearer
 from tests.support.world import ROLES, World, pk
 
 # When a failing field nulls its parent, graphql-core drops the sibling resolvers it had not
-# awaited yet; their coroutines are then collected unawaited, at any later moment. The corpus
-# sends many such documents on purpose; the warning is graphql-core's, not a failure here.
+# awaited yet; their coroutines are then collected unawaited, at any later moment (so each test
+# here collects its own). The corpus sends many such documents on purpose; the warning is
+# graphql-core's, not a failure here.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.usefixtures("collect_dropped_coroutines"),
 ]
 
 CORPUS_SIZE = 520

@@ -219,6 +219,9 @@ async def narrow_app(
     await one.dispose()
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.usefixtures("collect_dropped_coroutines")  # the executor's NOT_FOUND answers
 async def test_callers_whose_reads_went_out_together_get_their_own_answers(
     narrow_app: FastAPI, world: World
 ) -> None:
