@@ -23,9 +23,9 @@ What SQLAlchemy's layer did for the server is kept: the connection comes from, a
 to, the engine's pool (its size, fair waiting, timeouts, checkout checks and metrics); the
 statement and client timeouts are the connection's (PostgreSQL times each statement of a batch
 on its own, the driver the whole batch as one, so a statement that is slow for its own sake is
-not batched: see `Pipeline._limit`); a read inside a recorded trace
-gets its `db.query` span; and a connection interrupted mid-statement (a timeout, a lost socket,
-or every read of its batch cancelled) is aborted and dropped from the pool rather than reused.
+not batched: see `Pipeline._limit`); a read inside a recorded trace gets its `db.query` span;
+and a connection interrupted mid-statement (a timeout, a lost socket, or every read of its
+batch cancelled) is aborted and dropped from the pool rather than reused.
 A statement that fails in a batch makes the others run again one by one on the same
 connection, so only the read that fails sees its error.
 """

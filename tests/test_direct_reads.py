@@ -8,6 +8,7 @@ answer they get alone."""
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -33,10 +34,21 @@ SLEEP = "SELECT pg_sleep($1::float8), $2::int"
 PID = "SELECT pg_backend_pid()"
 
 
-def checked_out(engine: AsyncEngine) -> int:
+def pool_of(engine: AsyncEngine) -> QueuePool:
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
-    return pool.checkedout()
+    return pool
+
+
+@asynccontextmanager
+async def engine_with(database_url: str, **settings: Any) -> AsyncIterator[AsyncEngine]:
+    """An engine of one connection with the server's timeouts for these `settings`."""
+    timeouts = Timeouts.of(Settings(database_url=database_url, **settings))
+    one = make_engine(database_url, pool_size=1, timeouts=timeouts)
+    try:
+        yield one
+    finally:
+        await one.dispose()
 
 
 async def holding(engine: AsyncEngine, seconds: float) -> "asyncio.Task[Any]":
@@ -138,7 +150,7 @@ async def test_a_batch_whose_reads_are_all_cancelled_drops_its_connection(
         with pytest.raises(asyncio.CancelledError):
             await read
     await hold
-    assert checked_out(small_engine) == 0
+    assert pool_of(small_engine).checkedout() == 0
     async with asyncio.timeout(3):  # a fresh connection, not one still sleeping
         assert (await fetch_row(small_engine, PID, []))[0] != pid
 
@@ -149,9 +161,7 @@ async def test_reads_go_to_the_pool_the_engine_has_now(small_engine: AsyncEngine
     await fetch_row(small_engine, PID, [])
     await small_engine.dispose()
     await fetch_row(small_engine, PID, [])
-    pool = small_engine.sync_engine.pool
-    assert isinstance(pool, QueuePool)
-    assert pool.checkedin() == 1
+    assert pool_of(small_engine).checkedin() == 1
 
 
 async def test_a_pool_timeout_fails_the_reads_that_waited_for_it(
@@ -159,9 +169,7 @@ async def test_a_pool_timeout_fails_the_reads_that_waited_for_it(
 ) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's driver")
-    settings = Settings(database_url=database_url, database_pool_timeout_seconds=0.2)
-    short = make_engine(database_url, pool_size=1, timeouts=Timeouts.of(settings))
-    try:
+    async with engine_with(database_url, database_pool_timeout_seconds=0.2) as short:
         hold = await holding(short, 1.0)
         results = await asyncio.gather(
             *(fetch_row(short, ECHO, [n]) for n in range(3)), return_exceptions=True
@@ -169,8 +177,6 @@ async def test_a_pool_timeout_fails_the_reads_that_waited_for_it(
         assert all(isinstance(r, Exception) for r in results), results
         await hold
         assert (await fetch_row(short, ECHO, [7]))[0] == 7  # and the pool goes on
-    finally:
-        await short.dispose()
 
 
 async def test_reads_too_slow_to_share_the_client_timeout_go_one_by_one(
@@ -180,10 +186,8 @@ async def test_reads_too_slow_to_share_the_client_timeout_go_one_by_one(
     client's 1.5 s), reads of 0.2 s each are not batched, quick ones are."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's driver")
-    settings = Settings(database_url=database_url, database_statement_timeout_seconds=1.0)
-    timed = make_engine(database_url, pool_size=1, timeouts=Timeouts.of(settings))
     slow = "SELECT pg_sleep($1::float8), $2::int, now()::text"
-    try:
+    async with engine_with(database_url, database_statement_timeout_seconds=1.0) as timed:
         await fetch_row(timed, slow, [0.2, 0])  # the statement's pace, once
         hold = await holding(timed, 0.1)
         rows = await asyncio.gather(*(fetch_row(timed, slow, [0.2, n]) for n in range(3)))
@@ -196,8 +200,6 @@ async def test_reads_too_slow_to_share_the_client_timeout_go_one_by_one(
         rows = await asyncio.gather(*(fetch_row(timed, ECHO, [n]) for n in range(5)))
         await hold
         assert len({row[1] for row in rows}) == 1  # one
-    finally:
-        await timed.dispose()
 
 
 # Over HTTP: every caller of the world, every task, at once through a pool of one connection.
